@@ -1,0 +1,35 @@
+use super::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+fn mk_service(ns: &str, name: &str) -> Object {
+    Object::Service(Service {
+        metadata: ObjectMeta {
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+#[test]
+fn apply_delete_reset_bump_generation_only_on_change() {
+    let mut index = Index::default();
+    assert!(index.handle(Event::Apply(mk_service("a", "s1"))));
+    assert!(!index.handle(Event::Apply(mk_service("a", "s1"))));
+    assert_eq!(index.generation(), 1);
+    assert!(index.service("a", "s1").is_some());
+    assert!(index.handle(Event::Reset(vec![
+        mk_service("a", "s1"),
+        mk_service("b", "s2")
+    ])));
+    assert_eq!(index.services().count(), 2);
+    assert!(!index.handle(Event::Reset(vec![
+        mk_service("b", "s2"),
+        mk_service("a", "s1")
+    ])));
+    assert!(index.handle(Event::Delete(ObjectKey::new(Kind::Service, "a", "s1"))));
+    assert!(!index.handle(Event::Delete(ObjectKey::new(Kind::Service, "a", "s1"))));
+    assert_eq!(index.generation(), 3);
+    assert_eq!(index.gateways().count(), 0);
+}

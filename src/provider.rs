@@ -1,0 +1,19 @@
+//! Providers: the sources of truth Gatehouse reads objects from.
+//!
+//! A provider turns its source into [`Event`]s for the index. The `file`
+//! provider reads YAML from disk (standalone mode and `validate`).
+
+pub mod file;
+
+use crate::object::{Object, ObjectKey};
+
+/// A change reported by a provider.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// An object was created or changed.
+    Apply(Object),
+    /// An object was deleted.
+    Delete(ObjectKey),
+    /// The provider's whole set of objects, replacing everything before.
+    Reset(Vec<Object>),
+}

@@ -1,0 +1,318 @@
+//! The file provider: Gateway API YAML from a file or a directory of files.
+//!
+//! In comes a path; out go [`Event::Reset`]s carrying every object found there,
+//! defaulted the way the API server defaults them from the CRD schemas, with
+//! `metadata.generation` and `creationTimestamp` kept across reloads as a
+//! cluster keeps them. The whole input is parsed and validated before anything
+//! is sent: a file that fails keeps the last good set and the error is
+//! published (with file and line) for logs and the admin endpoint.
+
+mod defaults;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::object::{Kind, Object, ObjectKey};
+
+pub use watch::{ProviderState, spawn_file_provider};
+
+#[cfg(test)]
+mod tests;
+
+/// Why the input could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+pub struct LoadError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}", self.file.display(), line, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// A document that was read but not used (an unknown kind), reported and skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The line its document starts on.
+    pub line: usize,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// What one read of the input produced.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The objects, defaulted, in input order.
+    pub objects: Vec<Object>,
+    /// Documents skipped, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads every object under `path` (a file, or a directory searched
+/// recursively for `*.yaml`, `*.yml` and `*.json`, in name order).
+pub fn load_path(path: &Path) -> Result<Loaded, LoadError> {
+    let mut files = Vec::new();
+    collect_files(path, &mut files)?;
+    let mut loaded = Loaded::default();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| LoadError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let one = parse_documents(&file, &text)?;
+        loaded.objects.extend(one.objects);
+        loaded.skipped.extend(one.skipped);
+    }
+    check_duplicates(&loaded.objects, path)?;
+    Ok(loaded)
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let io_err = |e: std::io::Error| LoadError {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!("cannot read: {e}"),
+    };
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(io_err)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        let hidden = entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if entry.is_dir() {
+            collect_files(&entry, out)?;
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn check_duplicates(objects: &[Object], path: &Path) -> Result<(), LoadError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for object in objects {
+        let key = object.key();
+        if !seen.insert(key.clone()) {
+            return Err(LoadError {
+                file: path.to_path_buf(),
+                line: None,
+                message: format!("{key} is defined more than once"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Splits multi-document YAML on `---` lines, returning each document with
+/// the 1-based line it starts on.
+fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        if line == "---" || line.starts_with("--- ") || line == "..." {
+            docs.push((start, std::mem::take(&mut current)));
+            start = i + 2;
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    docs.push((start, current));
+    docs
+}
+
+/// Parses one file's text: every document must be a known kind with valid
+/// fields, or an unknown kind (skipped and reported).
+pub fn parse_documents(file: &Path, text: &str) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded::default();
+    for (start, doc) in split_documents(text) {
+        let err = |line: Option<usize>, message: String| LoadError {
+            file: file.to_path_buf(),
+            line,
+            message,
+        };
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&doc)
+            .map_err(|e| err(yaml_line(&e, start).or(Some(start)), yaml_message(&e)))?;
+        if value.is_null() {
+            continue;
+        }
+        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or("");
+        let (api_version, kind) = (field("apiVersion"), field("kind"));
+        if api_version.is_empty() || kind.is_empty() {
+            return Err(err(
+                Some(start),
+                "document has no apiVersion or kind".to_string(),
+            ));
+        }
+        let Some(k) = Kind::from_type_meta(api_version, kind) else {
+            loaded.skipped.push(Skipped {
+                file: file.to_path_buf(),
+                line: start,
+                reason: format!("unknown kind {kind} in {api_version}"),
+            });
+            continue;
+        };
+        let object = parse_object(k, &doc)
+            .map_err(|(line, message)| err(line.map(|l| l + start - 1).or(Some(start)), message))?;
+        let mut object = object;
+        defaults::apply(&mut object);
+        if object.meta().name.as_deref().unwrap_or("").is_empty() {
+            return Err(err(Some(start), format!("{kind} has no metadata.name")));
+        }
+        loaded.objects.push(object);
+    }
+    Ok(loaded)
+}
+
+fn parse_object(kind: Kind, doc: &str) -> Result<Object, (Option<usize>, String)> {
+    Ok(match kind {
+        Kind::GatewayClass => Object::GatewayClass(strict(doc)?),
+        Kind::Gateway => Object::Gateway(strict(doc)?),
+        Kind::HttpRoute => Object::HttpRoute(strict(doc)?),
+        Kind::ReferenceGrant => Object::ReferenceGrant(strict(doc)?),
+        Kind::Namespace => Object::Namespace(strict(doc)?),
+        Kind::Service => Object::Service(strict(doc)?),
+        Kind::EndpointSlice => Object::EndpointSlice(strict(doc)?),
+        Kind::Secret => Object::Secret(strict(doc)?),
+        Kind::Backend => Object::Backend(strict(doc)?),
+        Kind::DirectResponse => Object::DirectResponse(strict(doc)?),
+    })
+}
+
+/// Deserializes one document, failing on fields the type does not have, as
+/// `kubectl apply` does with strict field validation. `status` is ignored, as
+/// the API server ignores it on the main resource.
+fn strict<T: DeserializeOwned>(doc: &str) -> Result<T, (Option<usize>, String)> {
+    let mut unknown = Vec::new();
+    let de = serde_yaml_ng::Deserializer::from_str(doc);
+    let value: T = serde_ignored::deserialize(de, |path| {
+        let path = field_path(&path);
+        // `apiVersion` and `kind` were checked already; the generated root
+        // types of the CRDs do not keep them.
+        let server_side = path == "status" || path.starts_with("status.");
+        if !server_side && path != "apiVersion" && path != "kind" {
+            unknown.push(path);
+        }
+    })
+    .map_err(|e| (yaml_line(&e, 1), yaml_message(&e)))?;
+    if let Some(path) = unknown.first() {
+        return Err((None, format!("unknown field \"{path}\"")));
+    }
+    Ok(value)
+}
+
+/// Spells an ignored field's path as `spec.rules[0].matchez`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => {
+            let parent = field_path(parent);
+            if parent.is_empty() {
+                key.clone()
+            } else {
+                format!("{parent}.{key}")
+            }
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+fn yaml_line(e: &serde_yaml_ng::Error, start: usize) -> Option<usize> {
+    e.location().map(|l| l.line() + start - 1)
+}
+
+fn yaml_message(e: &serde_yaml_ng::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// What the provider remembers of an object between reloads, to keep
+/// `metadata.generation` and `creationTimestamp` as the API server does.
+#[derive(Clone, Debug)]
+struct Remembered {
+    payload: serde_json::Value,
+    generation: i64,
+    created: Time,
+}
+
+/// Stamps server-set metadata onto loaded objects across reloads.
+#[derive(Debug, Default)]
+pub struct MetadataStamper {
+    seen: BTreeMap<ObjectKey, Remembered>,
+}
+
+impl MetadataStamper {
+    /// Sets `generation` (1 when new, +1 when the spec changed) and
+    /// `creationTimestamp` (kept from the first sighting unless the file
+    /// gives one) on every object; forgets objects no longer present.
+    pub fn stamp(&mut self, objects: &mut [Object], now: Timestamp) {
+        let mut next = BTreeMap::new();
+        for object in objects.iter_mut() {
+            let key = object.key();
+            let payload = object.generation_payload();
+            let remembered = match self.seen.remove(&key) {
+                Some(prev) if prev.payload == payload => prev,
+                Some(prev) => Remembered {
+                    payload,
+                    generation: prev.generation + 1,
+                    created: prev.created,
+                },
+                None => Remembered {
+                    payload,
+                    generation: 1,
+                    created: Time(now),
+                },
+            };
+            let meta = object.meta_mut();
+            meta.generation = Some(remembered.generation);
+            if meta.creation_timestamp.is_none() {
+                meta.creation_timestamp = Some(remembered.created.clone());
+            }
+            next.insert(key, remembered);
+        }
+        self.seen = next;
+    }
+}

@@ -1,0 +1,175 @@
+use super::*;
+use std::path::Path;
+
+use crate::object::Object;
+
+fn parse(text: &str) -> Result<Loaded, LoadError> {
+    parse_documents(Path::new("test.yaml"), text)
+}
+
+#[test]
+fn applies_api_server_defaults() {
+    let loaded = parse(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  parentRefs:
+  - name: gw
+  rules:
+  - backendRefs:
+    - name: svc
+      port: 80
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+  namespace: infra
+spec:
+  gatewayClassName: gatehouse
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+"#,
+    )
+    .unwrap();
+    assert_eq!(loaded.objects.len(), 2);
+    let Object::HttpRoute(route) = &loaded.objects[0] else {
+        panic!("not a route")
+    };
+    assert_eq!(route.metadata.namespace.as_deref(), Some("default"));
+    let parent = &route.spec.parent_refs.as_ref().unwrap()[0];
+    assert_eq!(parent.group.as_deref(), Some("gateway.networking.k8s.io"));
+    assert_eq!(parent.kind.as_deref(), Some("Gateway"));
+    let rule = &route.spec.rules.as_ref().unwrap()[0];
+    let m = &rule.matches.as_ref().unwrap()[0];
+    let path = m.path.as_ref().unwrap();
+    assert_eq!(path.value.as_deref(), Some("/"));
+    assert!(matches!(
+        path.r#type,
+        Some(gateway_api::httproutes::HttpRouteRulesMatchesPathType::PathPrefix)
+    ));
+    let backend = &rule.backend_refs.as_ref().unwrap()[0];
+    assert_eq!(backend.weight, Some(1));
+    assert_eq!(backend.kind.as_deref(), Some("Service"));
+    assert_eq!(backend.group.as_deref(), Some(""));
+    let Object::Gateway(gw) = &loaded.objects[1] else {
+        panic!("not a gateway")
+    };
+    let allowed = gw.spec.listeners[0].allowed_routes.as_ref().unwrap();
+    assert!(matches!(
+        allowed.namespaces.as_ref().unwrap().from,
+        Some(gateway_api::gateways::GatewayListenersAllowedRoutesNamespacesFrom::Same)
+    ));
+}
+
+#[test]
+fn malformed_yaml_reports_file_and_line() {
+    let err = parse(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: [b\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.file, Path::new("test.yaml"));
+    assert!(err.line.is_some_and(|l| l >= 9), "{err}");
+}
+
+#[test]
+fn unknown_fields_are_errors_with_their_path() {
+    let err = parse(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  rules:
+  - matchez: []
+"#,
+    )
+    .unwrap_err();
+    assert!(err.message.contains("spec.rules[0].matchez"), "{err}");
+}
+
+#[test]
+fn unknown_kinds_are_skipped_and_reported() {
+    let loaded = parse(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n",
+    )
+    .unwrap();
+    assert_eq!(loaded.objects.len(), 1);
+    assert_eq!(loaded.skipped.len(), 1);
+    assert_eq!(loaded.skipped[0].line, 1);
+    assert!(loaded.skipped[0].reason.contains("ConfigMap"));
+}
+
+#[test]
+fn invalid_enum_values_are_errors() {
+    let err = parse(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: r
+spec:
+  rules:
+  - matches:
+    - path:
+        type: Glob
+        value: /x
+"#,
+    )
+    .unwrap_err();
+    assert!(err.message.contains("Glob"), "{err}");
+    assert_eq!(err.line, Some(9));
+}
+
+#[test]
+fn secret_string_data_is_folded_into_data() {
+    let loaded = parse(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: abc\n",
+    )
+    .unwrap();
+    let Object::Secret(secret) = &loaded.objects[0] else {
+        panic!("not a secret")
+    };
+    assert_eq!(secret.data.as_ref().unwrap()["tls.crt"].0, b"abc");
+    assert!(secret.string_data.is_none());
+}
+
+#[test]
+fn generation_bumps_only_when_spec_changes() {
+    let svc = |port: u16| {
+        parse(&format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: {port}\n"
+        ))
+        .unwrap()
+        .objects
+    };
+    let t0 = k8s_openapi::jiff::Timestamp::from_second(100).unwrap();
+    let t1 = k8s_openapi::jiff::Timestamp::from_second(200).unwrap();
+    let mut stamper = MetadataStamper::default();
+    let mut first = svc(80);
+    stamper.stamp(&mut first, t0);
+    assert_eq!(first[0].meta().generation, Some(1));
+    let mut same = svc(80);
+    stamper.stamp(&mut same, t1);
+    assert_eq!(same[0].meta().generation, Some(1));
+    let mut changed = svc(81);
+    stamper.stamp(&mut changed, t1);
+    assert_eq!(changed[0].meta().generation, Some(2));
+    assert_eq!(changed[0].meta().creation_timestamp.as_ref().unwrap().0, t0);
+}
+
+#[test]
+fn duplicate_objects_are_rejected() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n";
+    std::fs::write(dir.join("a.yaml"), doc).unwrap();
+    std::fs::write(dir.join("b.yaml"), doc).unwrap();
+    let err = load_path(&dir).unwrap_err();
+    assert!(err.message.contains("more than once"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

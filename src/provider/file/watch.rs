@@ -1,0 +1,148 @@
+//! Watches the input path and reloads it on change.
+//!
+//! Each change re-reads the whole input; a good read goes out as one
+//! `Reset`, a bad one keeps the last good set and is published in
+//! [`ProviderState`] (and logged with file and line).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use super::{LoadError, MetadataStamper, Skipped, load_path};
+use crate::provider::Event;
+
+/// How long to wait for a burst of file events to settle before reloading.
+const SETTLE: Duration = Duration::from_millis(20);
+/// A periodic re-read, for file systems whose change events are unreliable.
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// What the file provider reports about its input.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProviderState {
+    /// The path being served.
+    pub path: PathBuf,
+    /// Reads that succeeded.
+    pub loads: u64,
+    /// Reads that failed (the last good config was kept).
+    pub failures: u64,
+    /// The error of the latest read, if it failed.
+    pub last_error: Option<LoadError>,
+    /// Documents the latest good read skipped.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads `path` once, stamping metadata with `stamper`; returns the reset
+/// event on success.
+fn read(
+    path: &Path,
+    stamper: &mut MetadataStamper,
+    state: &mut ProviderState,
+) -> Result<Event, LoadError> {
+    match load_path(path) {
+        Ok(mut loaded) => {
+            stamper.stamp(&mut loaded.objects, k8s_openapi::jiff::Timestamp::now());
+            for skipped in &loaded.skipped {
+                tracing::warn!(file = %skipped.file.display(), line = skipped.line, reason = %skipped.reason, "skipped document");
+            }
+            state.loads += 1;
+            state.last_error = None;
+            state.skipped = loaded.skipped;
+            Ok(Event::Reset(loaded.objects))
+        }
+        Err(error) => {
+            tracing::error!(%error, "config not loaded; keeping the last good config");
+            state.failures += 1;
+            state.last_error = Some(error.clone());
+            Err(error)
+        }
+    }
+}
+
+/// Loads `path` now and then on every change, sending a `Reset` per good
+/// read. Returns the first read's result (so a caller can refuse to start on
+/// bad input) and the provider's state; the task ends when `events` closes.
+pub fn spawn_file_provider(
+    path: PathBuf,
+    events: mpsc::Sender<Event>,
+) -> (Result<(), LoadError>, watch::Receiver<ProviderState>) {
+    let mut stamper = MetadataStamper::default();
+    let mut state = ProviderState {
+        path: path.clone(),
+        ..Default::default()
+    };
+    let first = read(&path, &mut stamper, &mut state);
+    let first = match first {
+        Ok(event) => events.try_send(event).map_err(|e| LoadError {
+            file: path.clone(),
+            line: None,
+            message: format!("cannot hand the config on: {e}"),
+        }),
+        Err(e) => Err(e),
+    };
+    let (state_tx, state_rx) = watch::channel(state.clone());
+
+    let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = notify_tx.send(());
+        }
+    });
+    // Watch the directory holding a single file, so editors that replace
+    // the file by renaming are seen.
+    let watch_root = if path.is_dir() {
+        path.clone()
+    } else {
+        path.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let watcher = match watcher {
+        Ok(mut w) => match w.watch(&watch_root, RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch the config path; re-reading it periodically");
+                None
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "no file watcher; re-reading the config periodically");
+            None
+        }
+    };
+
+    tokio::spawn(async move {
+        let _watcher = watcher;
+        loop {
+            tokio::select! {
+                got = notify_rx.recv() => {
+                    if got.is_none() {
+                        // The watcher is gone; keep the periodic re-read.
+                        tokio::time::sleep(RESYNC).await;
+                    }
+                    tokio::time::sleep(SETTLE).await;
+                    while notify_rx.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(RESYNC) => {}
+                _ = events.closed() => return,
+            }
+            if let Ok(event) = read(&path, &mut stamper, &mut state) {
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+            state_tx.send_if_modified(|current| {
+                let changed = current.loads != state.loads
+                    || current.failures != state.failures
+                    || current.last_error != state.last_error;
+                if changed {
+                    *current = state.clone();
+                }
+                changed
+            });
+        }
+    });
+    (first, state_rx)
+}

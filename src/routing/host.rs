@@ -1,0 +1,166 @@
+//! Hostname lookup: exact names, wildcard suffixes and a catch-all, tried
+//! from the most specific to the least.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+/// Values keyed by hostname pattern (`foo.example.com`, `*.example.com`, or
+/// none for any host).
+#[derive(Debug, Serialize)]
+pub struct HostMap<T> {
+    exact: HashMap<String, T>,
+    /// `(".example.com", value)` for `*.example.com`, longest suffix first.
+    wildcards: Vec<(String, T)>,
+    any: Option<T>,
+}
+
+impl<T> Default for HostMap<T> {
+    fn default() -> Self {
+        Self {
+            exact: HashMap::new(),
+            wildcards: Vec::new(),
+            any: None,
+        }
+    }
+}
+
+impl<T> HostMap<T> {
+    /// The value for `pattern`, created with `make` when absent.
+    pub fn entry(&mut self, pattern: Option<&str>, make: impl FnOnce() -> T) -> &mut T {
+        match pattern {
+            None => self.any.get_or_insert_with(make),
+            Some(p) if p.starts_with("*.") => {
+                let suffix = p[1..].to_ascii_lowercase();
+                let pos = match self.wildcards.iter().position(|(s, _)| *s == suffix) {
+                    Some(pos) => pos,
+                    None => {
+                        let pos = self
+                            .wildcards
+                            .iter()
+                            .position(|(s, _)| s.len() < suffix.len())
+                            .unwrap_or(self.wildcards.len());
+                        self.wildcards.insert(pos, (suffix, make()));
+                        pos
+                    }
+                };
+                &mut self.wildcards[pos].1
+            }
+            Some(p) => self
+                .exact
+                .entry(p.to_ascii_lowercase())
+                .or_insert_with(make),
+        }
+    }
+
+    /// The values whose pattern matches `host` (already passed through
+    /// [`normalize_host`]), most specific first: the exact name, then
+    /// wildcards by descending length, then the catch-all.
+    pub fn candidates<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a T> + 'a {
+        let exact = self.exact.get(host);
+        let wild = self
+            .wildcards
+            .iter()
+            .filter(move |(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .map(|(_, v)| v);
+        exact.into_iter().chain(wild).chain(self.any.as_ref())
+    }
+
+    /// The most specific value matching `host`.
+    pub fn best(&self, host: &str) -> Option<&T> {
+        let host = normalize_host(host);
+        if let Some(v) = self.exact.get(host.as_ref()) {
+            return Some(v);
+        }
+        self.wildcards
+            .iter()
+            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .map(|(_, v)| v)
+            .or(self.any.as_ref())
+    }
+
+    /// Every value, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.exact
+            .values()
+            .chain(self.wildcards.iter().map(|(_, v)| v))
+            .chain(self.any.as_ref())
+    }
+
+    /// Every value mutably, in no particular order.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.exact
+            .values_mut()
+            .chain(self.wildcards.iter_mut().map(|(_, v)| v))
+            .chain(self.any.as_mut())
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcards.is_empty() && self.any.is_none()
+    }
+}
+
+/// Lowercases a host and strips a port and a trailing dot, allocating only
+/// when the host has upper-case letters.
+pub fn normalize_host(host: &str) -> Cow<'_, str> {
+    let host = strip_port(host);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+/// Whether `host` (a concrete name) matches `pattern` (exact or `*.` wildcard).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_specific_first() {
+        let mut map = HostMap::default();
+        *map.entry(None, || 0) = 1;
+        *map.entry(Some("*.example.com"), || 0) = 2;
+        *map.entry(Some("*.a.example.com"), || 0) = 3;
+        *map.entry(Some("x.a.example.com"), || 0) = 4;
+        let host = normalize_host("X.a.Example.com:8080");
+        let got: Vec<i32> = map.candidates(&host).copied().collect();
+        assert_eq!(got, vec![4, 3, 2, 1]);
+        let got: Vec<i32> = map.candidates("b.example.com").copied().collect();
+        assert_eq!(got, vec![2, 1]);
+        // A wildcard never matches the bare parent domain.
+        let got: Vec<i32> = map.candidates("example.com").copied().collect();
+        assert_eq!(got, vec![1]);
+        assert_eq!(map.best("y.a.example.com."), Some(&3));
+    }
+
+    #[test]
+    fn strips_ports_from_ipv6_and_names() {
+        assert_eq!(normalize_host("[::1]:80"), "[::1]");
+        assert_eq!(normalize_host("Foo.com:443"), "foo.com");
+        assert_eq!(normalize_host("foo.com"), "foo.com");
+    }
+}

@@ -1,0 +1,72 @@
+//! Translate: a pure function from the index to a routing table and the
+//! status every object should have.
+//!
+//! No I/O and no clock: `now` comes in (it stamps `lastTransitionTime`).
+//! Every problem becomes a condition on the object at fault, and one bad
+//! route never keeps the others from being served.
+
+mod backend_ref;
+mod gateway;
+mod http_route;
+mod rule;
+mod status;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::index::Index;
+use crate::routing::RouteTable;
+
+pub use status::{ObjectStatus, StatusSet};
+
+#[cfg(test)]
+mod tests;
+
+/// The controller name Gatehouse answers to by default.
+pub const DEFAULT_CONTROLLER_NAME: &str = "gatehouse.dev/gateway-controller";
+
+/// What translate needs to know besides the objects.
+#[derive(Clone, Debug)]
+pub struct TranslateConfig {
+    /// GatewayClasses with this `controllerName` are ours.
+    pub controller_name: String,
+    /// The address listeners bind when a Gateway names none.
+    pub default_bind: IpAddr,
+}
+
+impl Default for TranslateConfig {
+    fn default() -> Self {
+        Self {
+            controller_name: DEFAULT_CONTROLLER_NAME.to_string(),
+            default_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        }
+    }
+}
+
+/// The output of one translation.
+#[derive(Debug, Default)]
+pub struct Translation {
+    /// The routing table to serve.
+    pub table: RouteTable,
+    /// The status of every object we own.
+    pub status: StatusSet,
+}
+
+/// Translates the index into a routing table and status.
+pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Translation {
+    let mut status = StatusSet::default();
+    let ctx = status::Stamp { now };
+    let classes = gateway::accept_classes(index, config, &ctx, &mut status);
+    let mut gateways = gateway::build_gateways(index, config, &classes, &ctx);
+    http_route::attach_routes(
+        index,
+        &config.controller_name,
+        &mut gateways,
+        &ctx,
+        &mut status,
+    );
+    let table = gateway::build_table(&mut gateways, index.generation());
+    gateway::write_gateway_status(&gateways, &ctx, &mut status);
+    Translation { table, status }
+}

@@ -1,0 +1,701 @@
+//! GatewayClasses, Gateways and their listeners: acceptance, TLS
+//! certificates, conflicts, and the per-port tables built from them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use gateway_api::gatewayclasses::{GatewayClass, GatewayClassStatus};
+use gateway_api::gateways::{
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutes,
+    GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
+    GatewayStatus, GatewayStatusAddresses, GatewayStatusListeners,
+    GatewayStatusListenersSupportedKinds,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::jiff::Timestamp;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::TranslateConfig;
+use super::backend_ref::reference_permitted;
+use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
+use crate::index::Index;
+use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
+use crate::routing::host::HostMap;
+use crate::routing::{
+    Certificate, ListenerProtocol, ListenerRoutes, PortTable, RouteEntry, RouteTable,
+};
+
+/// Accepts the GatewayClasses naming our controller; returns their names.
+pub(super) fn accept_classes(
+    index: &Index,
+    config: &TranslateConfig,
+    stamp: &Stamp,
+    status: &mut StatusSet,
+) -> BTreeSet<String> {
+    let mut accepted = BTreeSet::new();
+    for class in index.gateway_classes() {
+        let GatewayClass { metadata, spec, .. } = class;
+        if spec.controller_name != config.controller_name {
+            continue;
+        }
+        let name = metadata.name.clone().unwrap_or_default();
+        let generation = metadata.generation;
+        let condition = match &spec.parameters_ref {
+            Some(p) => stamp.condition(
+                "Accepted",
+                false,
+                "InvalidParameters",
+                format!(
+                    "parametersRef {}/{} {} is not supported by this controller",
+                    p.group, p.kind, p.name
+                ),
+                generation,
+            ),
+            None => {
+                accepted.insert(name.clone());
+                stamp.condition(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "Accepted by Gatehouse",
+                    generation,
+                )
+            }
+        };
+        status.insert(
+            ObjectKey::new(Kind::GatewayClass, "", name),
+            generation,
+            ObjectStatus::GatewayClass(GatewayClassStatus {
+                conditions: Some(vec![condition]),
+                supported_features: None,
+            }),
+        );
+    }
+    accepted
+}
+
+/// Which namespaces may attach routes to a listener.
+#[derive(Clone, Debug)]
+pub(super) enum AllowedNamespaces {
+    Same,
+    All,
+    Selector(LabelSelector),
+}
+
+/// One listener, validated, collecting the routes attached to it.
+#[derive(Debug)]
+pub(super) struct ListenerModel {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Option<ListenerProtocol>,
+    pub hostname: Option<String>,
+    pub allowed_namespaces: AllowedNamespaces,
+    pub allows_http_route: bool,
+    pub supported_kinds: Vec<GatewayStatusListenersSupportedKinds>,
+    /// Why the listener is not accepted.
+    pub not_accepted: Option<Problem>,
+    /// Why its references do not resolve.
+    pub unresolved: Option<Problem>,
+    /// Why it conflicts with another listener.
+    pub conflict: Option<Problem>,
+    pub certificate: Option<Certificate>,
+    pub binds: Vec<SocketAddr>,
+    pub attached_routes: i32,
+    pub hosts: HostMap<Vec<RouteEntry>>,
+}
+
+impl ListenerModel {
+    /// Whether traffic is served through this listener.
+    pub fn programmed(&self) -> bool {
+        self.not_accepted.is_none() && self.unresolved.is_none() && self.conflict.is_none()
+    }
+}
+
+/// One Gateway of an accepted class.
+#[derive(Debug)]
+pub(super) struct GatewayModel {
+    pub key: ObjectKey,
+    pub generation: Option<i64>,
+    pub created: Timestamp,
+    pub addresses: Vec<IpAddr>,
+    pub address_problem: Option<Problem>,
+    pub unsupported: Vec<String>,
+    pub listeners: Vec<ListenerModel>,
+}
+
+/// Builds the model of every Gateway whose class we accepted, with listener
+/// conflicts (within a Gateway, and for the same address and port across
+/// Gateways, where the oldest Gateway keeps the port) already resolved.
+pub(super) fn build_gateways(
+    index: &Index,
+    config: &TranslateConfig,
+    classes: &BTreeSet<String>,
+    _stamp: &Stamp,
+) -> Vec<GatewayModel> {
+    let mut gateways: Vec<GatewayModel> = index
+        .gateways()
+        .filter(|gw| classes.contains(&gw.spec.gateway_class_name))
+        .map(|gw| gateway_model(index, config, gw))
+        .collect();
+    gateways.sort_by(|a, b| a.created.cmp(&b.created).then(a.key.cmp(&b.key)));
+    for gw in &mut gateways {
+        mark_conflicts_within(&mut gw.listeners);
+    }
+    let mut owners: BTreeMap<SocketAddr, ObjectKey> = BTreeMap::new();
+    for gw in &mut gateways {
+        for listener in gw.listeners.iter_mut().filter(|l| l.not_accepted.is_none()) {
+            for bind in &listener.binds {
+                match owners.get(bind) {
+                    Some(owner) if *owner != gw.key => {
+                        listener.not_accepted = Some(Problem {
+                            reason: "PortUnavailable",
+                            message: format!(
+                                "{bind} is already used by Gateway {}/{}",
+                                owner.namespace, owner.name
+                            ),
+                        });
+                    }
+                    _ => {
+                        owners.insert(*bind, gw.key.clone());
+                    }
+                }
+            }
+        }
+    }
+    gateways
+}
+
+fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> GatewayModel {
+    let Gateway { metadata, spec, .. } = gw;
+    let key = ObjectKey::new(
+        Kind::Gateway,
+        metadata.namespace.clone().unwrap_or_default(),
+        metadata.name.clone().unwrap_or_default(),
+    );
+    let mut unsupported = Vec::new();
+    if spec.infrastructure.is_some() {
+        unsupported.push("spec.infrastructure is not supported in standalone mode".to_string());
+    }
+    if spec.tls.is_some() {
+        unsupported.push(
+            "spec.tls (frontend client validation, backend client certificate) is not supported"
+                .to_string(),
+        );
+    }
+    if spec.allowed_listeners.is_some() {
+        unsupported.push("spec.allowedListeners (ListenerSets) is not supported".to_string());
+    }
+    let mut addresses = Vec::new();
+    let mut address_problem = None;
+    for address in spec.addresses.iter().flatten() {
+        let kind = address.r#type.as_deref().unwrap_or("IPAddress");
+        let value = address.value.as_deref().unwrap_or("");
+        match (kind, value.parse::<IpAddr>()) {
+            ("IPAddress", Ok(ip)) => addresses.push(ip),
+            ("IPAddress", Err(_)) => {
+                address_problem = Some(Problem {
+                    reason: "AddressNotUsable",
+                    message: format!("{value:?} is not an IP address"),
+                })
+            }
+            (other, _) => {
+                address_problem = Some(Problem {
+                    reason: "UnsupportedAddress",
+                    message: format!("address type {other} is not supported; use IPAddress"),
+                })
+            }
+        }
+    }
+    let bind_ips = if addresses.is_empty() {
+        vec![config.default_bind]
+    } else {
+        addresses.clone()
+    };
+    let namespace = key.namespace.clone();
+    let listeners = spec
+        .listeners
+        .iter()
+        .map(|l| listener_model(index, &namespace, l, &bind_ips))
+        .collect();
+    GatewayModel {
+        key,
+        generation: metadata.generation,
+        created: metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+        addresses,
+        address_problem,
+        unsupported,
+        listeners,
+    }
+}
+
+fn listener_model(
+    index: &Index,
+    gw_namespace: &str,
+    listener: &GatewayListeners,
+    bind_ips: &[IpAddr],
+) -> ListenerModel {
+    let GatewayListeners {
+        allowed_routes,
+        hostname,
+        name,
+        port,
+        protocol,
+        tls,
+    } = listener;
+    let mut model = ListenerModel {
+        name: name.clone(),
+        port: 0,
+        protocol: None,
+        hostname: hostname.clone().filter(|h| !h.is_empty()),
+        allowed_namespaces: AllowedNamespaces::Same,
+        allows_http_route: false,
+        supported_kinds: Vec::new(),
+        not_accepted: None,
+        unresolved: None,
+        conflict: None,
+        certificate: None,
+        binds: Vec::new(),
+        attached_routes: 0,
+        hosts: HostMap::default(),
+    };
+    match u16::try_from(*port) {
+        Ok(p) if p > 0 => model.port = p,
+        _ => {
+            model.not_accepted = Some(Problem {
+                reason: "PortUnavailable",
+                message: format!("port {port} is out of range"),
+            })
+        }
+    }
+    model.binds = bind_ips
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, model.port))
+        .collect();
+    model.protocol = match protocol.as_str() {
+        "HTTP" => Some(ListenerProtocol::Http),
+        "HTTPS" => Some(ListenerProtocol::Https),
+        other => {
+            model.not_accepted = Some(Problem {
+                reason: "UnsupportedProtocol",
+                message: format!("protocol {other} is not supported; use HTTP or HTTPS"),
+            });
+            None
+        }
+    };
+    allowed_routes_model(allowed_routes.as_ref(), &mut model);
+    match (model.protocol, tls) {
+        (Some(ListenerProtocol::Https), Some(tls)) => {
+            tls_model(index, gw_namespace, tls, &mut model);
+        }
+        (Some(ListenerProtocol::Https), None) => {
+            model.not_accepted = Some(Problem {
+                reason: "Invalid",
+                message: "an HTTPS listener needs tls.certificateRefs".into(),
+            });
+        }
+        (Some(ListenerProtocol::Http), Some(_)) => {
+            model.not_accepted = Some(Problem {
+                reason: "Invalid",
+                message: "tls must not be set on an HTTP listener".into(),
+            });
+        }
+        _ => {}
+    }
+    model
+}
+
+fn allowed_routes_model(
+    allowed: Option<&GatewayListenersAllowedRoutes>,
+    model: &mut ListenerModel,
+) {
+    let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
+    model.allowed_namespaces = match namespaces.and_then(|n| n.from.as_ref()) {
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::All) => AllowedNamespaces::All,
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::Selector) => {
+            let selector = namespaces.and_then(|n| n.selector.as_ref());
+            AllowedNamespaces::Selector(LabelSelector {
+                match_labels: selector.and_then(|s| s.match_labels.clone()),
+                match_expressions: selector.and_then(|s| {
+                    s.match_expressions.as_ref().map(|exprs| {
+                        exprs
+                            .iter()
+                            .map(|e| k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                                key: e.key.clone(),
+                                operator: e.operator.clone(),
+                                values: e.values.clone(),
+                            })
+                            .collect()
+                    })
+                }),
+            })
+        }
+        Some(GatewayListenersAllowedRoutesNamespacesFrom::Same) | None => AllowedNamespaces::Same,
+    };
+    let http_route_kind = || GatewayStatusListenersSupportedKinds {
+        group: Some(GATEWAY_GROUP.into()),
+        kind: "HTTPRoute".into(),
+    };
+    match allowed
+        .and_then(|a| a.kinds.as_ref())
+        .filter(|k| !k.is_empty())
+    {
+        None => {
+            if model.protocol.is_some() {
+                model.allows_http_route = true;
+                model.supported_kinds.push(http_route_kind());
+            }
+        }
+        Some(kinds) => {
+            let mut invalid = Vec::new();
+            for k in kinds {
+                let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
+                if group == GATEWAY_GROUP && k.kind == "HTTPRoute" {
+                    if !model.allows_http_route {
+                        model.allows_http_route = true;
+                        model.supported_kinds.push(http_route_kind());
+                    }
+                } else {
+                    invalid.push(format!("{group}/{}", k.kind));
+                }
+            }
+            if !invalid.is_empty() {
+                model.unresolved = Some(Problem {
+                    reason: "InvalidRouteKinds",
+                    message: format!("route kinds not supported: {}", invalid.join(", ")),
+                });
+            }
+        }
+    }
+}
+
+fn tls_model(
+    index: &Index,
+    gw_namespace: &str,
+    tls: &GatewayListenersTls,
+    model: &mut ListenerModel,
+) {
+    let GatewayListenersTls {
+        certificate_refs,
+        mode,
+        options,
+    } = tls;
+    if matches!(mode, Some(GatewayListenersTlsMode::Passthrough)) {
+        model.not_accepted = Some(Problem {
+            reason: "UnsupportedProtocol",
+            message: "TLS mode Passthrough is not supported on HTTPS listeners".into(),
+        });
+        return;
+    }
+    if options.as_ref().is_some_and(|o| !o.is_empty()) {
+        model.not_accepted = Some(Problem {
+            reason: "UnsupportedValue",
+            message: "tls.options are not supported".into(),
+        });
+        return;
+    }
+    let refs = certificate_refs.as_deref().unwrap_or_default();
+    let Some(cert_ref) = refs.first() else {
+        model.unresolved = Some(Problem {
+            reason: "InvalidCertificateRef",
+            message: "no certificateRefs".into(),
+        });
+        return;
+    };
+    if refs.len() > 1 {
+        model.not_accepted = Some(Problem {
+            reason: "UnsupportedValue",
+            message: "only one certificateRef per listener is supported".into(),
+        });
+        return;
+    }
+    let group = cert_ref.group.as_deref().unwrap_or("");
+    let kind = cert_ref.kind.as_deref().unwrap_or("Secret");
+    if !group.is_empty() || kind != "Secret" {
+        model.unresolved = Some(Problem {
+            reason: "InvalidCertificateRef",
+            message: format!("certificateRef to {group}/{kind} is not supported; use a Secret"),
+        });
+        return;
+    }
+    let namespace = cert_ref.namespace.as_deref().unwrap_or(gw_namespace);
+    if !reference_permitted(
+        index,
+        Kind::Gateway,
+        gw_namespace,
+        Kind::Secret,
+        namespace,
+        &cert_ref.name,
+    ) {
+        model.unresolved = Some(Problem {
+            reason: "RefNotPermitted",
+            message: format!(
+                "Secret {namespace}/{} is in another namespace and no ReferenceGrant allows it",
+                cert_ref.name
+            ),
+        });
+        return;
+    }
+    let source = ObjectKey::new(Kind::Secret, namespace, cert_ref.name.clone());
+    match index.secret(namespace, &cert_ref.name) {
+        None => {
+            model.unresolved = Some(Problem {
+                reason: "InvalidCertificateRef",
+                message: format!("Secret {namespace}/{} not found", cert_ref.name),
+            });
+        }
+        Some(secret) => match certified_key(secret) {
+            Ok(key) => {
+                model.certificate = Some(Certificate {
+                    source,
+                    key: Arc::new(key),
+                })
+            }
+            Err(message) => {
+                model.unresolved = Some(Problem {
+                    reason: "InvalidCertificateRef",
+                    message: format!("Secret {namespace}/{}: {message}", cert_ref.name),
+                });
+            }
+        },
+    }
+}
+
+/// Parses a `kubernetes.io/tls` Secret into a rustls certificate and key.
+fn certified_key(secret: &k8s_openapi::api::core::v1::Secret) -> Result<CertifiedKey, String> {
+    let data = secret.data.as_ref();
+    let field = |name: &str| {
+        data.and_then(|d| d.get(name))
+            .map(|b| b.0.as_slice())
+            .ok_or_else(|| format!("missing {name}"))
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(field("tls.crt")?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("tls.crt is not valid PEM: {e}"))?;
+    if chain.is_empty() {
+        return Err("tls.crt holds no certificate".into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(field("tls.key")?)
+        .map_err(|e| format!("tls.key is not a valid PEM private key: {e}"))?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("unsupported private key: {e}"))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified
+        .keys_match()
+        .map_err(|e| format!("tls.key does not match tls.crt: {e}"))?;
+    Ok(certified)
+}
+
+/// "Listeners on the same port with different protocols conflict; listeners
+/// with the same port, protocol and hostname conflict" (ListenerConditionType
+/// Conflicted). Each conflicted listener gets the reason.
+fn mark_conflicts_within(listeners: &mut [ListenerModel]) {
+    let n = listeners.len();
+    for i in 0..n {
+        for j in 0..n {
+            if i == j || listeners[i].port != listeners[j].port {
+                continue;
+            }
+            let (a, b) = (&listeners[i], &listeners[j]);
+            let problem = if a.protocol != b.protocol {
+                Some(Problem {
+                    reason: "ProtocolConflict",
+                    message: format!(
+                        "listener {} uses the same port with another protocol",
+                        b.name
+                    ),
+                })
+            } else if a.hostname == b.hostname {
+                Some(Problem {
+                    reason: "HostnameConflict",
+                    message: format!(
+                        "listener {} uses the same port, protocol and hostname",
+                        b.name
+                    ),
+                })
+            } else {
+                None
+            };
+            if problem.is_some() && listeners[i].conflict.is_none() {
+                listeners[i].conflict = problem;
+            }
+        }
+    }
+}
+
+/// Builds the routing table from the programmed listeners, taking the
+/// route entries attached to them (sorted by precedence).
+pub(super) fn build_table(gateways: &mut [GatewayModel], generation: u64) -> RouteTable {
+    let mut ports: BTreeMap<SocketAddr, PortTable> = BTreeMap::new();
+    for gw in gateways.iter_mut() {
+        for listener in &mut gw.listeners {
+            let mut hosts = std::mem::take(&mut listener.hosts);
+            let Some(protocol) = listener.protocol.filter(|_| listener.programmed()) else {
+                continue;
+            };
+            for entries in hosts.values_mut() {
+                entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+            }
+            let routes = Arc::new(ListenerRoutes {
+                gateway: gw.key.clone(),
+                listener: listener.name.clone(),
+                port: listener.port,
+                hosts,
+            });
+            for bind in &listener.binds {
+                let port = ports.entry(*bind).or_insert_with(|| PortTable {
+                    protocol,
+                    listeners: HostMap::default(),
+                    certificates: HostMap::default(),
+                });
+                *port
+                    .listeners
+                    .entry(listener.hostname.as_deref(), || routes.clone()) = routes.clone();
+                if let Some(cert) = &listener.certificate {
+                    *port
+                        .certificates
+                        .entry(listener.hostname.as_deref(), || cert.clone()) = cert.clone();
+                }
+            }
+        }
+    }
+    RouteTable {
+        listeners: ports.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        generation,
+    }
+}
+
+/// Writes each Gateway's status.
+pub(super) fn write_gateway_status(
+    gateways: &[GatewayModel],
+    stamp: &Stamp,
+    status: &mut StatusSet,
+) {
+    for gw in gateways {
+        let generation = gw.generation;
+        let cond = |t: &str, ok: bool, reason: &str, msg: String| {
+            stamp.condition(t, ok, reason, msg, generation)
+        };
+        let mut listeners = Vec::new();
+        for l in &gw.listeners {
+            let mut conditions: Vec<Condition> = Vec::new();
+            match &l.not_accepted {
+                Some(p) => conditions.push(cond("Accepted", false, p.reason, p.message.clone())),
+                None => conditions.push(cond(
+                    "Accepted",
+                    true,
+                    "Accepted",
+                    "Listener accepted".into(),
+                )),
+            }
+            match &l.conflict {
+                Some(p) => conditions.push(cond("Conflicted", true, p.reason, p.message.clone())),
+                None => conditions.push(cond(
+                    "Conflicted",
+                    false,
+                    "NoConflicts",
+                    "No conflicts".into(),
+                )),
+            }
+            match &l.unresolved {
+                Some(p) => {
+                    conditions.push(cond("ResolvedRefs", false, p.reason, p.message.clone()))
+                }
+                None => conditions.push(cond(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "All references resolved".into(),
+                )),
+            }
+            if l.programmed() {
+                conditions.push(cond(
+                    "Programmed",
+                    true,
+                    "Programmed",
+                    "Listener programmed".into(),
+                ));
+            } else {
+                let why = [&l.not_accepted, &l.conflict, &l.unresolved]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map_or_else(String::new, |p| p.message.clone());
+                conditions.push(cond("Programmed", false, "Invalid", why));
+            }
+            listeners.push(GatewayStatusListeners {
+                attached_routes: l.attached_routes,
+                conditions,
+                name: l.name.clone(),
+                supported_kinds: Some(l.supported_kinds.clone()),
+            });
+        }
+        let valid = gw.listeners.iter().filter(|l| l.programmed()).count();
+        let mut conditions = Vec::new();
+        let unsupported = gw.unsupported.join("; ");
+        if let Some(p) = &gw.address_problem {
+            conditions.push(cond("Accepted", false, p.reason, p.message.clone()));
+            conditions.push(cond("Programmed", false, p.reason, p.message.clone()));
+        } else if !gw.unsupported.is_empty() {
+            conditions.push(cond(
+                "Accepted",
+                false,
+                "UnsupportedValue",
+                unsupported.clone(),
+            ));
+            conditions.push(cond("Programmed", false, "Invalid", unsupported));
+        } else if valid == gw.listeners.len() {
+            conditions.push(cond(
+                "Accepted",
+                true,
+                "Accepted",
+                "Gateway accepted".into(),
+            ));
+            conditions.push(cond(
+                "Programmed",
+                true,
+                "Programmed",
+                "Gateway programmed".into(),
+            ));
+        } else if valid > 0 {
+            let msg = format!(
+                "{} of {} listeners are not valid",
+                gw.listeners.len() - valid,
+                gw.listeners.len()
+            );
+            conditions.push(cond("Accepted", true, "ListenersNotValid", msg.clone()));
+            conditions.push(cond("Programmed", true, "Programmed", msg));
+        } else {
+            let msg = "no listener is valid".to_string();
+            conditions.push(cond("Accepted", false, "ListenersNotValid", msg.clone()));
+            conditions.push(cond("Programmed", false, "Invalid", msg));
+        }
+        let addresses: Vec<GatewayStatusAddresses> = gw
+            .listeners
+            .iter()
+            .filter(|l| l.programmed())
+            .flat_map(|l| l.binds.iter().map(|b| b.ip()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|ip| GatewayStatusAddresses {
+                r#type: Some("IPAddress".into()),
+                value: ip.to_string(),
+            })
+            .collect();
+        status.insert(
+            gw.key.clone(),
+            generation,
+            ObjectStatus::Gateway(GatewayStatus {
+                addresses: (!addresses.is_empty()).then_some(addresses),
+                attached_listener_sets: None,
+                conditions: Some(conditions),
+                listeners: Some(listeners),
+            }),
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! HTTPRoutes: attaching them to Gateway listeners (parentRefs, allowed
+//! namespaces and kinds, hostname intersection) and their status.
+
+use std::collections::BTreeMap;
+
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteStatus, HttpRouteStatusParents,
+    HttpRouteStatusParentsParentRef,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::jiff::Timestamp;
+
+use super::gateway::{AllowedNamespaces, GatewayModel, ListenerModel};
+use super::rule::{RuleOutcome, compile_rule};
+use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
+use crate::index::Index;
+use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
+use crate::routing::RouteEntry;
+use crate::routing::host::host_matches;
+use crate::routing::matcher::Precedence;
+
+/// Attaches every HTTPRoute to the listeners it selects and may attach to,
+/// and records each route's status.
+pub(super) fn attach_routes(
+    index: &Index,
+    controller_name: &str,
+    gateways: &mut [GatewayModel],
+    stamp: &Stamp,
+    status: &mut StatusSet,
+) {
+    let by_key: BTreeMap<ObjectKey, usize> = gateways
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.key.clone(), i))
+        .collect();
+    for route in index.http_routes() {
+        let mut parents = attach_route(index, gateways, &by_key, route, stamp);
+        for parent in &mut parents {
+            parent.controller_name = controller_name.to_string();
+        }
+        if parents.is_empty() {
+            continue;
+        }
+        let key = route_key(route);
+        status.insert(
+            key,
+            route.metadata.generation,
+            ObjectStatus::HttpRoute(HttpRouteStatus { parents }),
+        );
+    }
+}
+
+fn route_key(route: &HttpRoute) -> ObjectKey {
+    ObjectKey::new(
+        Kind::HttpRoute,
+        route.metadata.namespace.clone().unwrap_or_default(),
+        route.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Why a parentRef did not attach, in the order the reasons take precedence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    NoMatchingParent,
+    NotAllowedByListeners,
+    NoMatchingListenerHostname,
+}
+
+fn attach_route(
+    index: &Index,
+    gateways: &mut [GatewayModel],
+    by_key: &BTreeMap<ObjectKey, usize>,
+    route: &HttpRoute,
+    stamp: &Stamp,
+) -> Vec<HttpRouteStatusParents> {
+    let key = route_key(route);
+    let generation = route.metadata.generation;
+    let created = route
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
+    let route_hostnames: Vec<String> = route
+        .spec
+        .hostnames
+        .iter()
+        .flatten()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    let rules: Vec<RuleOutcome> = route
+        .spec
+        .rules
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, rule)| compile_rule(index, &key, i, rule))
+        .collect();
+    let invalid: Vec<&Problem> = rules.iter().filter_map(|r| r.invalid.as_ref()).collect();
+    let unresolved: Vec<&Problem> = rules.iter().flat_map(|r| r.unresolved.iter()).collect();
+    let valid_rules = rules.iter().filter(|r| r.compiled.is_some()).count();
+
+    let mut parents = Vec::new();
+    for parent in route.spec.parent_refs.iter().flatten() {
+        let HttpRouteParentRefs {
+            group,
+            kind,
+            name,
+            namespace,
+            port,
+            section_name,
+        } = parent;
+        let group = group.as_deref().unwrap_or(GATEWAY_GROUP);
+        let kind = kind.as_deref().unwrap_or("Gateway");
+        if group != GATEWAY_GROUP || kind != "Gateway" {
+            // Not a Gateway (e.g. a Service for a mesh): not ours to report.
+            continue;
+        }
+        let gw_namespace = namespace.clone().unwrap_or_else(|| key.namespace.clone());
+        let gw_key = ObjectKey::new(Kind::Gateway, gw_namespace.clone(), name.clone());
+        let result = match by_key.get(&gw_key) {
+            Some(&gi) => {
+                let gw = &mut gateways[gi];
+                attach_to_gateway(
+                    index,
+                    gw,
+                    &key,
+                    &route_hostnames,
+                    section_name.as_deref(),
+                    *port,
+                    created,
+                    &rules,
+                )
+            }
+            // A Gateway of another controller's class is not ours to report.
+            None if index.gateway(&gw_namespace, name).is_some() => continue,
+            None => Err(Refusal::NoMatchingParent),
+        };
+        let mut conditions: Vec<Condition> = Vec::new();
+        let cond = |t: &str, ok: bool, reason: &str, msg: String| {
+            stamp.condition(t, ok, reason, msg, generation)
+        };
+        match result {
+            Ok(_) if valid_rules == 0 && !invalid.is_empty() => {
+                conditions.push(cond("Accepted", false, "UnsupportedValue", join(&invalid)));
+            }
+            Ok(_) => {
+                conditions.push(cond("Accepted", true, "Accepted", "Route accepted".into()));
+                if !invalid.is_empty() {
+                    conditions.push(cond(
+                        "PartiallyInvalid",
+                        true,
+                        "UnsupportedValue",
+                        join(&invalid),
+                    ));
+                }
+            }
+            Err(refusal) => {
+                let (reason, msg) = match refusal {
+                    Refusal::NoMatchingParent => (
+                        "NoMatchingParent",
+                        format!(
+                            "no Gateway {gw_namespace}/{name} with a listener matching sectionName {} and port {}",
+                            section_name.as_deref().unwrap_or("(any)"),
+                            port.map_or_else(|| "(any)".to_string(), |p| p.to_string())
+                        ),
+                    ),
+                    Refusal::NotAllowedByListeners => (
+                        "NotAllowedByListeners",
+                        format!("no listener of Gateway {gw_namespace}/{name} allows this route"),
+                    ),
+                    Refusal::NoMatchingListenerHostname => (
+                        "NoMatchingListenerHostname",
+                        format!(
+                            "no listener hostname of Gateway {gw_namespace}/{name} intersects the route's hostnames"
+                        ),
+                    ),
+                };
+                conditions.push(cond("Accepted", false, reason, msg));
+            }
+        }
+        match unresolved.first() {
+            Some(p) => conditions.push(cond("ResolvedRefs", false, p.reason, join(&unresolved))),
+            None => conditions.push(cond(
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "All references resolved".into(),
+            )),
+        }
+        parents.push(HttpRouteStatusParents {
+            conditions,
+            controller_name: String::new(),
+            parent_ref: HttpRouteStatusParentsParentRef {
+                group: Some(group.to_string()),
+                kind: Some(kind.to_string()),
+                name: name.clone(),
+                namespace: namespace.clone(),
+                port: *port,
+                section_name: section_name.clone(),
+            },
+        });
+    }
+    parents
+}
+
+fn join(problems: &[&Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attach_to_gateway(
+    index: &Index,
+    gw: &mut GatewayModel,
+    route: &ObjectKey,
+    route_hostnames: &[String],
+    section_name: Option<&str>,
+    port: Option<i32>,
+    created: Timestamp,
+    rules: &[RuleOutcome],
+) -> Result<usize, Refusal> {
+    let gw_namespace = gw.key.namespace.clone();
+    let mut refusal = Refusal::NoMatchingParent;
+    let mut attached = 0;
+    for listener in gw.listeners.iter_mut() {
+        if section_name.is_some_and(|s| s != listener.name) {
+            continue;
+        }
+        if port.is_some_and(|p| p != i32::from(listener.port)) {
+            continue;
+        }
+        if !allows(index, listener, &gw_namespace, &route.namespace) {
+            refusal = refusal.max(Refusal::NotAllowedByListeners);
+            continue;
+        }
+        let hostnames = intersect(listener.hostname.as_deref(), route_hostnames);
+        if hostnames.is_empty() {
+            refusal = refusal.max(Refusal::NoMatchingListenerHostname);
+            continue;
+        }
+        attached += 1;
+        listener.attached_routes += 1;
+        if !listener.programmed() {
+            continue;
+        }
+        for hostname in &hostnames {
+            let entries = listener.hosts.entry(hostname.as_deref(), Vec::new);
+            for (matches, rule) in rules.iter().filter_map(|r| r.compiled.as_ref()) {
+                for (mi, m) in matches.iter().enumerate() {
+                    entries.push(RouteEntry {
+                        precedence: Precedence::of(m, created, route.clone(), rule.rule_index, mi),
+                        matcher: m.clone(),
+                        rule: rule.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if attached > 0 {
+        Ok(attached)
+    } else {
+        Err(refusal)
+    }
+}
+
+/// Whether the listener lets a route from `route_ns` attach.
+fn allows(index: &Index, listener: &ListenerModel, gw_ns: &str, route_ns: &str) -> bool {
+    if !listener.allows_http_route {
+        return false;
+    }
+    match &listener.allowed_namespaces {
+        AllowedNamespaces::Same => gw_ns == route_ns,
+        AllowedNamespaces::All => true,
+        AllowedNamespaces::Selector(selector) => {
+            let labels = index
+                .namespace("", route_ns)
+                .and_then(|n| n.metadata.labels.clone())
+                .unwrap_or_default();
+            selector_matches(selector, &labels)
+        }
+    }
+}
+
+/// Evaluates a Kubernetes label selector.
+pub(super) fn selector_matches(
+    selector: &LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}
+
+/// The hostnames a route serves on a listener: `[None]` when neither names
+/// any; empty when they do not intersect. The Gateway API defines: a
+/// listener hostname and a route hostname intersect when they are equal, or
+/// one is a wildcard matching the other; the more specific of the two is
+/// the one served.
+pub(super) fn intersect(listener: Option<&str>, route: &[String]) -> Vec<Option<String>> {
+    let Some(listener) = listener else {
+        if route.is_empty() {
+            return vec![None];
+        }
+        return route.iter().cloned().map(Some).collect();
+    };
+    if route.is_empty() {
+        return vec![Some(listener.to_string())];
+    }
+    let mut out = Vec::new();
+    for h in route {
+        let hit = if h == listener {
+            Some(h.clone())
+        } else if listener.starts_with("*.") && !h.starts_with("*.") && host_matches(listener, h) {
+            Some(h.clone())
+        } else if h.starts_with("*.") && !listener.starts_with("*.") && host_matches(h, listener) {
+            Some(listener.to_string())
+        } else if h.starts_with("*.") && listener.starts_with("*.") {
+            // Both wildcards: the longer one, if it lies within the shorter.
+            if h.len() >= listener.len() && h.ends_with(&listener[1..]) {
+                Some(h.clone())
+            } else if listener.ends_with(&h[1..]) {
+                Some(listener.to_string())
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(hit) = hit.filter(|hit| !out.contains(&Some(hit.clone()))) {
+            out.push(Some(hit));
+        }
+    }
+    out
+}

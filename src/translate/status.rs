@@ -1,0 +1,154 @@
+//! The status translate computes, keyed by object, and the helpers that
+//! build conditions.
+
+use std::collections::BTreeMap;
+
+use gateway_api::gatewayclasses::GatewayClassStatus;
+use gateway_api::gateways::GatewayStatus;
+use gateway_api::httproutes::HttpRouteStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+use crate::object::ObjectKey;
+
+/// The status of one object.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ObjectStatus {
+    /// A GatewayClass's status.
+    GatewayClass(GatewayClassStatus),
+    /// A Gateway's status.
+    Gateway(GatewayStatus),
+    /// An HTTPRoute's status.
+    HttpRoute(HttpRouteStatus),
+}
+
+/// One object's computed status with the generation it describes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusEntry {
+    /// `metadata.generation` of the object the status was computed from.
+    pub generation: Option<i64>,
+    /// The status.
+    pub status: ObjectStatus,
+}
+
+/// The status of every object Gatehouse owns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StatusSet {
+    /// By object.
+    pub entries: BTreeMap<ObjectKey, StatusEntry>,
+}
+
+impl StatusSet {
+    /// Records one object's status.
+    pub fn insert(&mut self, key: ObjectKey, generation: Option<i64>, status: ObjectStatus) {
+        self.entries.insert(key, StatusEntry { generation, status });
+    }
+
+    /// Looks one object's status up.
+    pub fn get(&self, key: &ObjectKey) -> Option<&StatusEntry> {
+        self.entries.get(key)
+    }
+
+    /// Keeps `lastTransitionTime` from `previous` for every condition whose
+    /// status did not change, as the API conventions require.
+    pub fn carry_transition_times(&mut self, previous: &StatusSet) {
+        for (key, entry) in &mut self.entries {
+            let Some(prev) = previous.entries.get(key) else {
+                continue;
+            };
+            match (&mut entry.status, &prev.status) {
+                (ObjectStatus::GatewayClass(now), ObjectStatus::GatewayClass(before)) => {
+                    carry(
+                        now.conditions.iter_mut().flatten(),
+                        before.conditions.iter().flatten(),
+                    );
+                }
+                (ObjectStatus::Gateway(now), ObjectStatus::Gateway(before)) => {
+                    carry(
+                        now.conditions.iter_mut().flatten(),
+                        before.conditions.iter().flatten(),
+                    );
+                    for l in now.listeners.iter_mut().flatten() {
+                        let before_l = before.listeners.iter().flatten().find(|b| b.name == l.name);
+                        if let Some(b) = before_l {
+                            carry(l.conditions.iter_mut(), b.conditions.iter());
+                        }
+                    }
+                }
+                (ObjectStatus::HttpRoute(now), ObjectStatus::HttpRoute(before)) => {
+                    for p in &mut now.parents {
+                        if let Some(b) =
+                            before.parents.iter().find(|b| b.parent_ref == p.parent_ref)
+                        {
+                            carry(p.conditions.iter_mut(), b.conditions.iter());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn carry<'a>(
+    now: impl Iterator<Item = &'a mut Condition>,
+    before: impl Iterator<Item = &'a Condition> + Clone,
+) {
+    for c in now {
+        if let Some(b) = before
+            .clone()
+            .find(|b| b.type_ == c.type_ && b.status == c.status)
+        {
+            c.last_transition_time = b.last_transition_time.clone();
+        }
+    }
+}
+
+/// A problem found in an object: the condition reason and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The condition reason (`BackendNotFound`, `RefNotPermitted`, ...).
+    pub reason: &'static str,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+impl Problem {
+    /// Builds a problem.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Stamps conditions with the translation time.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    /// The time of this translation.
+    pub now: Timestamp,
+}
+
+impl Stamp {
+    /// A condition of `type_`, true or false, with the reason and message.
+    pub fn condition(
+        &self,
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+        generation: Option<i64>,
+    ) -> Condition {
+        Condition {
+            type_: type_.to_string(),
+            status: if status { "True" } else { "False" }.to_string(),
+            reason: reason.to_string(),
+            message: message.into(),
+            observed_generation: generation,
+            last_transition_time: Time(self.now),
+        }
+    }
+}
