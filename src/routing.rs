@@ -5,6 +5,7 @@
 //! so selecting a route is lookups and comparisons, no allocation.
 
 pub mod backend;
+pub mod describe;
 pub mod filter;
 pub mod host;
 pub mod matcher;
@@ -73,6 +74,8 @@ impl Serialize for Certificate {
 pub struct ListenerRoutes {
     /// The Gateway.
     pub gateway: ObjectKey,
+    /// `namespace/name` of the Gateway, for metrics.
+    pub gateway_label: Arc<str>,
     /// The listener's name.
     pub listener: String,
     /// The listener's port (for redirects).
@@ -138,10 +141,7 @@ impl PortTable {
     /// first entry by precedence that matches. Route hostnames are tried
     /// from the most specific to the least, as the spec gives precedence to
     /// "the largest number of characters in a matching non-wildcard hostname".
-    pub fn select<'t>(
-        &'t self,
-        req: &RequestFacts<'t>,
-    ) -> Option<(&'t ListenerRoutes, &'t RouteEntry)> {
+    pub fn select(&self, req: &RequestFacts<'_>) -> Option<(&ListenerRoutes, &RouteEntry)> {
         let listener = self.listeners.best(req.host)?;
         let entry = listener.hosts.candidates(req.host).find_map(|entries| {
             entries.iter().find(|e| {

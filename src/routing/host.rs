@@ -57,7 +57,7 @@ impl<T> HostMap<T> {
     /// The values whose pattern matches `host` (already passed through
     /// [`normalize_host`]), most specific first: the exact name, then
     /// wildcards by descending length, then the catch-all.
-    pub fn candidates<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a T> + 'a {
+    pub fn candidates<'a, 'h>(&'a self, host: &'h str) -> impl Iterator<Item = &'a T> {
         let exact = self.exact.get(host);
         let wild = self
             .wildcards
@@ -86,6 +86,19 @@ impl<T> HostMap<T> {
             .values()
             .chain(self.wildcards.iter().map(|(_, v)| v))
             .chain(self.any.as_ref())
+    }
+
+    /// Every value with its pattern (`None` for the catch-all).
+    pub fn keyed(&self) -> impl Iterator<Item = (Option<String>, &T)> {
+        self.exact
+            .iter()
+            .map(|(k, v)| (Some(k.clone()), v))
+            .chain(
+                self.wildcards
+                    .iter()
+                    .map(|(s, v)| (Some(format!("*{s}")), v)),
+            )
+            .chain(self.any.iter().map(|v| (None, v)))
     }
 
     /// Every value mutably, in no particular order.

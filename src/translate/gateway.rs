@@ -120,7 +120,6 @@ pub(super) struct GatewayModel {
     pub key: ObjectKey,
     pub generation: Option<i64>,
     pub created: Timestamp,
-    pub addresses: Vec<IpAddr>,
     pub address_problem: Option<Problem>,
     pub unsupported: Vec<String>,
     pub listeners: Vec<ListenerModel>,
@@ -227,7 +226,6 @@ fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> Gatew
             .creation_timestamp
             .as_ref()
             .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        addresses,
         address_problem,
         unsupported,
         listeners,
@@ -543,6 +541,7 @@ pub(super) fn build_table(gateways: &mut [GatewayModel], generation: u64) -> Rou
             }
             let routes = Arc::new(ListenerRoutes {
                 gateway: gw.key.clone(),
+                gateway_label: format!("{}/{}", gw.key.namespace, gw.key.name).into(),
                 listener: listener.name.clone(),
                 port: listener.port,
                 hosts,

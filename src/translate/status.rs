@@ -51,6 +51,79 @@ impl StatusSet {
         self.entries.get(key)
     }
 
+    /// One object's status in the shape `kubectl get -o yaml` shows:
+    /// `apiVersion`, `kind`, `metadata` (name, namespace, generation), `status`.
+    pub fn kubernetes_object(&self, key: &ObjectKey) -> Option<serde_json::Value> {
+        let entry = self.entries.get(key)?;
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("name".into(), key.name.clone().into());
+        if !key.namespace.is_empty() {
+            metadata.insert("namespace".into(), key.namespace.clone().into());
+        }
+        if let Some(generation) = entry.generation {
+            metadata.insert("generation".into(), generation.into());
+        }
+        Some(serde_json::json!({
+            "apiVersion": key.kind.api_version(),
+            "kind": key.kind.as_str(),
+            "metadata": metadata,
+            "status": entry.status,
+        }))
+    }
+
+    /// Every object's status as a Kubernetes `List`.
+    pub fn kubernetes_list(&self) -> serde_json::Value {
+        let items: Vec<serde_json::Value> = self
+            .entries
+            .keys()
+            .filter_map(|k| self.kubernetes_object(k))
+            .collect();
+        serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items })
+    }
+
+    /// Whether any object would be rejected or is degraded: a condition
+    /// `Accepted`, `ResolvedRefs` or `Programmed` that is False, or
+    /// `Conflicted` / `PartiallyInvalid` that is True. Returns one line per
+    /// such condition.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut check = |key: &ObjectKey, scope: &str, conditions: &[Condition]| {
+            for c in conditions {
+                let bad = match c.type_.as_str() {
+                    "Accepted" | "ResolvedRefs" | "Programmed" => c.status == "False",
+                    "Conflicted" | "PartiallyInvalid" => c.status == "True",
+                    _ => false,
+                };
+                if bad {
+                    out.push(format!(
+                        "{key}{scope}: {}={} ({}): {}",
+                        c.type_, c.status, c.reason, c.message
+                    ));
+                }
+            }
+        };
+        for (key, entry) in &self.entries {
+            match &entry.status {
+                ObjectStatus::GatewayClass(s) => {
+                    check(key, "", s.conditions.as_deref().unwrap_or_default());
+                }
+                ObjectStatus::Gateway(s) => {
+                    check(key, "", s.conditions.as_deref().unwrap_or_default());
+                    for l in s.listeners.iter().flatten() {
+                        check(key, &format!(" listener {}", l.name), &l.conditions);
+                    }
+                }
+                ObjectStatus::HttpRoute(s) => {
+                    for p in &s.parents {
+                        let scope = format!(" parent {}", p.parent_ref.name);
+                        check(key, &scope, &p.conditions);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Keeps `lastTransitionTime` from `previous` for every condition whose
     /// status did not change, as the API conventions require.
     pub fn carry_transition_times(&mut self, previous: &StatusSet) {

@@ -1,0 +1,304 @@
+//! Forwarding to an upstream: hop-by-hop headers (RFC 9110 §7.6.1),
+//! X-Forwarded-*, the pooled client, WebSocket / `Upgrade` pass-through,
+//! and fire-and-forget mirrors.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{CONNECTION, HOST, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+
+use super::error::ProxyError;
+use super::handler::ConnInfo;
+use super::{ProxyBody, Shared};
+use crate::metrics::{BackendLabels, Label};
+use crate::routing::backend::{EndpointGroup, UpstreamProtocol};
+
+/// The request id header, set when the client sent none.
+pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// How long a mirrored copy may take before it is abandoned.
+const MIRROR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Removes the hop-by-hop headers: those listed in `Connection` and the
+/// fixed set RFC 9110 §7.6.1 names. `TE: trailers` survives, as HTTP/2 and
+/// gRPC need it.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    let keep_te = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    if !keep_te {
+        headers.remove(TE);
+    }
+}
+
+/// The protocol the client asks to switch to, if this is an HTTP/1.1
+/// upgrade request.
+fn requested_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let connection_upgrade = req
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    connection_upgrade
+        .then(|| req.headers().get(UPGRADE).cloned())
+        .flatten()
+}
+
+fn append_forwarded(headers: &mut HeaderMap, remote: IpAddr, tls: bool) {
+    let ip = remote.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    if let Some(host) = headers.get(HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// Rewrites the request for the upstream: absolute URI to the endpoint,
+/// the upstream's HTTP version, Host kept, proxy headers added.
+fn prepare(
+    req: &mut Request<ProxyBody>,
+    endpoint: &http::uri::Authority,
+    protocol: UpstreamProtocol,
+    remote: IpAddr,
+    tls: bool,
+    request_id: &str,
+    upgrade: Option<&HeaderValue>,
+) -> Result<(), ProxyError> {
+    // HTTP/2 clients send the host as :authority; HTTP/1.1 upstreams need it
+    // in Host.
+    if !req.headers().contains_key(HOST) {
+        if let Some(authority) = req.uri().authority() {
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                req.headers_mut().insert(HOST, v);
+            }
+        }
+    }
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    if let Some(protocol) = upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol.clone());
+    }
+    append_forwarded(headers, remote, tls);
+    if !headers.contains_key(X_REQUEST_ID) {
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert(X_REQUEST_ID, v);
+        }
+    }
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    *req.uri_mut() = Uri::builder()
+        .scheme("http")
+        .authority(endpoint.clone())
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| ProxyError::BadRewrite(e.to_string()))?;
+    *req.version_mut() = match protocol {
+        UpstreamProtocol::Http1 => Version::HTTP_11,
+        UpstreamProtocol::H2c => Version::HTTP_2,
+    };
+    Ok(())
+}
+
+/// Sends the request to one endpoint of `group` and returns the upstream's
+/// response (with hop-by-hop headers removed), splicing upgraded
+/// connections together when the upstream switches protocols.
+pub(super) async fn send(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    group: &EndpointGroup,
+    mut req: Request<ProxyBody>,
+    request_id: &str,
+    timeout: Option<Duration>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let endpoint = group
+        .pick()
+        .ok_or_else(|| ProxyError::NoReadyEndpoint(group.name.to_string()))?;
+    let upgrade = requested_upgrade(&req).filter(|_| group.protocol == UpstreamProtocol::Http1);
+    let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    prepare(
+        &mut req,
+        endpoint,
+        group.protocol,
+        conn.remote.ip(),
+        conn.tls,
+        request_id,
+        upgrade.as_ref(),
+    )?;
+    let client = match group.protocol {
+        UpstreamProtocol::Http1 => &shared.http1,
+        UpstreamProtocol::H2c => &shared.h2c,
+    };
+    let call = client.request(req);
+    let result = match timeout {
+        Some(limit) => tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| ProxyError::BackendTimeout(group.name.to_string()))?,
+        None => call.await,
+    };
+    let mut response = result.map_err(|source| {
+        if source.is_connect() {
+            shared
+                .metrics
+                .upstream_connect_errors
+                .get_or_create(&BackendLabels {
+                    backend: Label(group.name.clone()),
+                })
+                .inc();
+            ProxyError::UpstreamConnect {
+                backend: group.name.to_string(),
+                source,
+            }
+        } else {
+            ProxyError::Upstream {
+                backend: group.name.to_string(),
+                source,
+            }
+        }
+    })?;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(downstream) = downstream_upgrade {
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                match tokio::try_join!(downstream, upstream) {
+                    Ok((down, up)) => {
+                        let mut down = TokioIo::new(down);
+                        let mut up = TokioIo::new(up);
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                    Err(error) => tracing::debug!(%error, "upgrade failed"),
+                }
+            });
+            return Ok(response.map(|b| b.map_err(Into::into).boxed()));
+        }
+    }
+    strip_hop_by_hop(response.headers_mut());
+    Ok(response.map(|b| b.map_err(Into::into).boxed()))
+}
+
+/// Sends a copy of a request to a mirror and discards the answer.
+pub(super) fn mirror(
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    tls: bool,
+    target: Arc<EndpointGroup>,
+    mut req: Request<ProxyBody>,
+    request_id: &str,
+) {
+    let Some(endpoint) = target.pick().cloned() else {
+        shared.metrics.mirror_errors.inc();
+        return;
+    };
+    if prepare(
+        &mut req,
+        &endpoint,
+        target.protocol,
+        remote.ip(),
+        tls,
+        request_id,
+        None,
+    )
+    .is_err()
+    {
+        shared.metrics.mirror_errors.inc();
+        return;
+    }
+    tokio::spawn(async move {
+        let client = match target.protocol {
+            UpstreamProtocol::Http1 => &shared.http1,
+            UpstreamProtocol::H2c => &shared.h2c,
+        };
+        let sent = tokio::time::timeout(MIRROR_TIMEOUT, async {
+            let response = client.request(req).await?;
+            // Drain the answer so the connection returns to the pool.
+            let _ = response.into_body().collect().await;
+            Ok::<_, hyper_util::client::legacy::Error>(())
+        })
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            shared.metrics.mirror_errors.inc();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        headers.insert("x-private", HeaderValue::from_static("1"));
+        headers.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(TE, HeaderValue::from_static("gzip"));
+        headers.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-keep"));
+        let mut trailers = HeaderMap::new();
+        trailers.insert(TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut trailers);
+        assert!(trailers.contains_key(TE));
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        headers.insert(HOST, HeaderValue::from_static("example.com"));
+        append_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), true);
+        assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "https");
+        assert_eq!(headers[&X_FORWARDED_HOST], "example.com");
+    }
+}
