@@ -53,7 +53,7 @@ impl Index {
     /// Applies one provider event; returns whether anything changed.
     pub fn handle(&mut self, event: Event) -> bool {
         let changed = match event {
-            Event::Apply(object) => self.apply(object),
+            Event::Apply(object) => self.apply(*object),
             Event::Delete(key) => self.objects.remove(&key).is_some(),
             Event::Reset(objects) => self.reset(objects),
         };

@@ -11,7 +11,7 @@ use crate::object::{Object, ObjectKey};
 #[derive(Clone, Debug)]
 pub enum Event {
     /// An object was created or changed.
-    Apply(Object),
+    Apply(Box<Object>),
     /// An object was deleted.
     Delete(ObjectKey),
     /// The provider's whole set of objects, replacing everything before.

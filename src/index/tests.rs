@@ -15,8 +15,8 @@ fn mk_service(ns: &str, name: &str) -> Object {
 #[test]
 fn apply_delete_reset_bump_generation_only_on_change() {
     let mut index = Index::default();
-    assert!(index.handle(Event::Apply(mk_service("a", "s1"))));
-    assert!(!index.handle(Event::Apply(mk_service("a", "s1"))));
+    assert!(index.handle(Event::Apply(Box::new(mk_service("a", "s1")))));
+    assert!(!index.handle(Event::Apply(Box::new(mk_service("a", "s1")))));
     assert_eq!(index.generation(), 1);
     assert!(index.service("a", "s1").is_some());
     assert!(index.handle(Event::Reset(vec![

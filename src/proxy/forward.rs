@@ -108,13 +108,11 @@ fn prepare(
 ) -> Result<(), ProxyError> {
     // HTTP/2 clients send the host as :authority; HTTP/1.1 upstreams need it
     // in Host.
-    if !req.headers().contains_key(HOST) {
-        if let Some(authority) = req.uri().authority() {
-            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+    if !req.headers().contains_key(HOST)
+        && let Some(authority) = req.uri().authority()
+            && let Ok(v) = HeaderValue::from_str(authority.as_str()) {
                 req.headers_mut().insert(HOST, v);
             }
-        }
-    }
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     if let Some(protocol) = upgrade {
@@ -122,11 +120,10 @@ fn prepare(
         headers.insert(UPGRADE, protocol.clone());
     }
     append_forwarded(headers, remote, tls);
-    if !headers.contains_key(X_REQUEST_ID) {
-        if let Ok(v) = HeaderValue::from_str(request_id) {
+    if !headers.contains_key(X_REQUEST_ID)
+        && let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert(X_REQUEST_ID, v);
         }
-    }
     let pq = req
         .uri()
         .path_and_query()
@@ -201,8 +198,8 @@ pub(super) async fn send(
             }
         }
     })?;
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(downstream) = downstream_upgrade {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(downstream) = downstream_upgrade {
             let upstream = hyper::upgrade::on(&mut response);
             tokio::spawn(async move {
                 match tokio::try_join!(downstream, upstream) {
@@ -216,7 +213,6 @@ pub(super) async fn send(
             });
             return Ok(response.map(|b| b.map_err(Into::into).boxed()));
         }
-    }
     strip_hop_by_hop(response.headers_mut());
     Ok(response.map(|b| b.map_err(Into::into).boxed()))
 }

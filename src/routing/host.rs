@@ -57,7 +57,7 @@ impl<T> HostMap<T> {
     /// The values whose pattern matches `host` (already passed through
     /// [`normalize_host`]), most specific first: the exact name, then
     /// wildcards by descending length, then the catch-all.
-    pub fn candidates<'a, 'h>(&'a self, host: &'h str) -> impl Iterator<Item = &'a T> {
+    pub fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a T> {
         let exact = self.exact.get(host);
         let wild = self
             .wildcards

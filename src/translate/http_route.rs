@@ -325,9 +325,9 @@ pub(super) fn intersect(listener: Option<&str>, route: &[String]) -> Vec<Option<
     }
     let mut out = Vec::new();
     for h in route {
-        let hit = if h == listener {
-            Some(h.clone())
-        } else if listener.starts_with("*.") && !h.starts_with("*.") && host_matches(listener, h) {
+        let route_within_listener =
+            listener.starts_with("*.") && !h.starts_with("*.") && host_matches(listener, h);
+        let hit = if h == listener || route_within_listener {
             Some(h.clone())
         } else if h.starts_with("*.") && !listener.starts_with("*.") && host_matches(h, listener) {
             Some(listener.to_string())

@@ -599,11 +599,10 @@ fn compile_timeouts(t: Option<&HttpRouteRulesTimeouts>) -> Result<Timeouts, Stri
         .map(|v| parse_duration("backendRequest", v))
         .transpose()?
         .flatten();
-    if let (Some(r), Some(b)) = (request, backend_request) {
-        if b > r {
+    if let (Some(r), Some(b)) = (request, backend_request)
+        && b > r {
             return Err("timeouts.backendRequest must not be longer than timeouts.request".into());
         }
-    }
     Ok(Timeouts {
         request,
         backend_request,

@@ -93,7 +93,7 @@ fn http_route(route: &mut HttpRoute) {
             matches.push(default_match());
         }
         for m in matches {
-            let path = m.path.get_or_insert_with(|| HttpRouteRulesMatchesPath {
+            let path = m.path.get_or_insert(HttpRouteRulesMatchesPath {
                 r#type: None,
                 value: None,
             });

@@ -128,11 +128,10 @@ pub fn spawn_file_provider(
                 _ = tokio::time::sleep(RESYNC) => {}
                 _ = events.closed() => return,
             }
-            if let Ok(event) = read(&path, &mut stamper, &mut state) {
-                if events.send(event).await.is_err() {
+            if let Ok(event) = read(&path, &mut stamper, &mut state)
+                && events.send(event).await.is_err() {
                     return;
                 }
-            }
             state_tx.send_if_modified(|current| {
                 let changed = current.loads != state.loads
                     || current.failures != state.failures
