@@ -90,8 +90,16 @@ fn append_forwarded(headers: &mut HeaderMap, remote: IpAddr, tls: bool) {
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if tls { "https" } else { "http" }),
     );
-    if let Some(host) = headers.get(HOST).cloned() {
-        headers.insert(X_FORWARDED_HOST, host);
+}
+
+/// Records the host the client asked for, before any rewrite changes it.
+pub(super) fn set_forwarded_host<B>(req: &mut Request<B>) {
+    let host = match req.uri().authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => req.headers().get(HOST).cloned(),
+    };
+    if let Some(host) = host {
+        req.headers_mut().insert(X_FORWARDED_HOST, host);
     }
 }
 
@@ -295,6 +303,5 @@ mod tests {
         append_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), true);
         assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers[&X_FORWARDED_PROTO], "https");
-        assert_eq!(headers[&X_FORWARDED_HOST], "example.com");
     }
 }

@@ -170,6 +170,7 @@ async fn apply_rule(
         }
         return Ok(response);
     }
+    forward::set_forwarded_host(&mut req);
     if let Some(m) = &filters.request_headers {
         m.apply(req.headers_mut());
     }

@@ -484,3 +484,5 @@ pub fn write_config(dir: &Path, name: &str, yaml: &str) {
     std::fs::rename(&tmp, &dest)
         .unwrap_or_else(|e| panic!("renaming {} to {}: {e}", tmp.display(), dest.display()));
 }
+
+pub mod harness;
