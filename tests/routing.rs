@@ -266,19 +266,34 @@ spec:
     let seen: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["path"], "/replaced");
 
-    let (status, headers, _) = get(&format!("{base}/redirect/a/b?x=y"), Some("www.example.com")).await;
+    let (status, headers, _) =
+        get(&format!("{base}/redirect/a/b?x=y"), Some("www.example.com")).await;
     assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
-    assert_eq!(headers["location"], "https://secure.example.com/moved/a/b?x=y");
+    assert_eq!(
+        headers["location"],
+        "https://secure.example.com/moved/a/b?x=y"
+    );
 
-    let (status, headers, _) = get(&format!("{base}/port-redirect"), Some("www.example.com:1234")).await;
+    let (status, headers, _) = get(
+        &format!("{base}/port-redirect"),
+        Some("www.example.com:1234"),
+    )
+    .await;
     assert_eq!(status, StatusCode::FOUND);
-    assert_eq!(headers["location"], "http://www.example.com:8443/port-redirect");
+    assert_eq!(
+        headers["location"],
+        "http://www.example.com:8443/port-redirect"
+    );
 
     let (status, headers, body) = get(&format!("{base}/maintenance"), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers["retry-after"], "120");
     assert_eq!(body, "down for maintenance");
-    assert_eq!(a.received().len(), 3, "redirects and direct responses never reach a backend");
+    assert_eq!(
+        a.received().len(),
+        3,
+        "redirects and direct responses never reach a backend"
+    );
     h.stop().await;
 }
 
@@ -320,7 +335,10 @@ async fn mirrors_copy_requests_and_the_client_gets_the_primary_answer() {
     let (status, _, body) = support::try_send(&client, req).await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(backend_of(&body), "primary");
-    eventually("the mirror to receive the copy", || async { mirror.hits() == 1 }).await;
+    eventually("the mirror to receive the copy", || async {
+        mirror.hits() == 1
+    })
+    .await;
     let copy = &mirror.received()[0];
     assert_eq!(copy["path"], "/all");
     assert_eq!(copy["body"], "payload");
@@ -332,7 +350,10 @@ async fn mirrors_copy_requests_and_the_client_gets_the_primary_answer() {
     }
     eventually("the mirrored half", || async { mirror.hits() > 1 + n / 4 }).await;
     let mirrored = mirror.hits() - 1;
-    assert!((n * 35 / 100..n * 65 / 100).contains(&mirrored), "{mirrored} of {n} mirrored");
+    assert!(
+        (n * 35 / 100..n * 65 / 100).contains(&mirrored),
+        "{mirrored} of {n} mirrored"
+    );
     h.stop().await;
 }
 
@@ -396,11 +417,23 @@ spec:
         assert_eq!(status, want, "{path}: {body}");
     }
     let status = h.status("httproute", "default", "errors").await;
-    let resolved = support::harness::condition(&status["status"]["parents"][0]["conditions"], "ResolvedRefs");
+    let resolved = support::harness::condition(
+        &status["status"]["parents"][0]["conditions"],
+        "ResolvedRefs",
+    );
     assert_eq!(resolved["status"], "False");
     assert_eq!(resolved["reason"], "BackendNotFound");
-    let metrics = get(&format!("http://{}/metrics", h.gatehouse.admin_addr), None).await.2;
-    assert!(metrics.contains("gatehouse_requests_total{gateway=\"default/gw\",route=\"default/errors\""), "{metrics}");
-    assert!(metrics.contains("gatehouse_upstream_connect_errors_total{backend=\"default/dead\"} 1"), "{metrics}");
+    let metrics = get(&format!("http://{}/metrics", h.gatehouse.admin_addr), None)
+        .await
+        .2;
+    assert!(
+        metrics
+            .contains("gatehouse_requests_total{gateway=\"default/gw\",route=\"default/errors\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_upstream_connect_errors_total{backend=\"default/dead\"} 1"),
+        "{metrics}"
+    );
     h.stop().await;
 }

@@ -118,9 +118,10 @@ fn prepare(
     // in Host.
     if !req.headers().contains_key(HOST)
         && let Some(authority) = req.uri().authority()
-            && let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-                req.headers_mut().insert(HOST, v);
-            }
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(HOST, v);
+    }
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     if let Some(protocol) = upgrade {
@@ -129,9 +130,10 @@ fn prepare(
     }
     append_forwarded(headers, remote, tls);
     if !headers.contains_key(X_REQUEST_ID)
-        && let Ok(v) = HeaderValue::from_str(request_id) {
-            headers.insert(X_REQUEST_ID, v);
-        }
+        && let Ok(v) = HeaderValue::from_str(request_id)
+    {
+        headers.insert(X_REQUEST_ID, v);
+    }
     let pq = req
         .uri()
         .path_and_query()
@@ -207,20 +209,21 @@ pub(super) async fn send(
         }
     })?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(downstream) = downstream_upgrade {
-            let upstream = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                match tokio::try_join!(downstream, upstream) {
-                    Ok((down, up)) => {
-                        let mut down = TokioIo::new(down);
-                        let mut up = TokioIo::new(up);
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                    Err(error) => tracing::debug!(%error, "upgrade failed"),
+        && let Some(downstream) = downstream_upgrade
+    {
+        let upstream = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            match tokio::try_join!(downstream, upstream) {
+                Ok((down, up)) => {
+                    let mut down = TokioIo::new(down);
+                    let mut up = TokioIo::new(up);
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                 }
-            });
-            return Ok(response.map(|b| b.map_err(Into::into).boxed()));
-        }
+                Err(error) => tracing::debug!(%error, "upgrade failed"),
+            }
+        });
+        return Ok(response.map(|b| b.map_err(Into::into).boxed()));
+    }
     strip_hop_by_hop(response.headers_mut());
     Ok(response.map(|b| b.map_err(Into::into).boxed()))
 }
