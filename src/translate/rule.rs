@@ -600,9 +600,10 @@ fn compile_timeouts(t: Option<&HttpRouteRulesTimeouts>) -> Result<Timeouts, Stri
         .transpose()?
         .flatten();
     if let (Some(r), Some(b)) = (request, backend_request)
-        && b > r {
-            return Err("timeouts.backendRequest must not be longer than timeouts.request".into());
-        }
+        && b > r
+    {
+        return Err("timeouts.backendRequest must not be longer than timeouts.request".into());
+    }
     Ok(Timeouts {
         request,
         backend_request,

@@ -129,9 +129,10 @@ pub fn spawn_file_provider(
                 _ = events.closed() => return,
             }
             if let Ok(event) = read(&path, &mut stamper, &mut state)
-                && events.send(event).await.is_err() {
-                    return;
-                }
+                && events.send(event).await.is_err()
+            {
+                return;
+            }
             state_tx.send_if_modified(|current| {
                 let changed = current.loads != state.loads
                     || current.failures != state.failures
