@@ -437,3 +437,143 @@ spec:
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_route_to_ready_endpoints_of_their_endpoint_slices() {
+    let (a, b, not_ready) = (
+        spawn_echo_backend("a").await,
+        spawn_echo_backend("b").await,
+        spawn_echo_backend("not-ready").await,
+    );
+    let port = free_port();
+    let mut yaml = gateway_yaml(port);
+    yaml += &format!(
+        r#"
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: shop}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: cart, namespace: shop}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: cart-1
+  namespace: shop
+  labels: {{kubernetes.io/service-name: cart}}
+addressType: IPv4
+ports: [{{name: http, port: {pa}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {{ready: true}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: cart-2
+  namespace: shop
+  labels: {{kubernetes.io/service-name: cart}}
+addressType: IPv4
+ports: [{{name: http, port: {pb}}}]
+endpoints:
+- addresses: [127.0.0.1]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: cart-3
+  namespace: shop
+  labels: {{kubernetes.io/service-name: cart}}
+addressType: IPv4
+ports: [{{name: http, port: {pn}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {{ready: false}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: cart, namespace: shop}}
+spec:
+  parentRefs: [{{name: gw, namespace: default}}]
+  rules:
+  - backendRefs: [{{name: cart, port: 80}}]
+"#,
+        pa = a.port(),
+        pb = b.port(),
+        pn = not_ready.port(),
+    );
+    let h = Harness::start(&yaml).await;
+    for _ in 0..20 {
+        let (status, _, _) = get(&format!("http://127.0.0.1:{port}/cart"), None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(a.hits(), 10, "round-robin over the ready endpoints");
+    assert_eq!(b.hits(), 10);
+    assert_eq!(not_ready.hits(), 0);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_heads_are_refused() {
+    let a = spawn_echo_backend("a").await;
+    let port = free_port();
+    let yaml = gateway_yaml(port)
+        + &backend_yaml("a", &a)
+        + &route(
+            "all",
+            "  rules:\n  - backendRefs: [{group: gatehouse.dev, kind: Backend, name: a}]\n",
+        );
+    let proxy = gatehouse::proxy::ProxyConfig {
+        max_header_bytes: 16 * 1024,
+        ..Default::default()
+    };
+    let h = Harness::start_with(&yaml, proxy).await;
+    let big = "x".repeat(32 * 1024);
+    let client = support::http1_client();
+    let req = http::Request::get(format!("http://127.0.0.1:{port}/"))
+        .header("x-big", big)
+        .body(Default::default())
+        .unwrap();
+    // hyper answers 431, or closes the connection if it cannot.
+    if let Ok((status, _, _)) = support::try_send(&client, req).await {
+        assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    assert_eq!(a.hits(), 0);
+
+    // A client that never finishes its headers is cut off.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h2 = Harness::start_with(
+        &yaml.replace(&format!("port: {port}"), &format!("port: {}", free_port())),
+        gatehouse::proxy::ProxyConfig {
+            header_read_timeout: std::time::Duration::from_millis(300),
+            ..Default::default()
+        },
+    )
+    .await;
+    let slow_port = h2.admin_json("/config").await["listeners"]["bound"]
+        .as_object()
+        .and_then(|m| m.keys().next().cloned())
+        .expect("a bound listener");
+    let mut stream = tokio::net::TcpStream::connect(&slow_port).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection was closed by the header read timeout"
+    );
+    h2.stop().await;
+    h.stop().await;
+}
