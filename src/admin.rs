@@ -83,7 +83,12 @@ fn route(state: &LiveState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
         "/readyz" => {
             if state.ready.load(Ordering::Relaxed) {
-                respond(StatusCode::OK, "text/plain", "ready\n")
+                let binds = state.binds.load();
+                let mut body = String::from("ready\n");
+                for (addr, error) in &binds.failed {
+                    body.push_str(&format!("warning: cannot bind {addr}: {error}\n"));
+                }
+                respond(StatusCode::OK, "text/plain", body)
             } else {
                 let binds = state.binds.load();
                 let why = if binds.failed.is_empty() {

@@ -16,6 +16,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod binding;
+
 use crate::admin;
 use crate::index::Index;
 use crate::metrics::Metrics;
@@ -211,7 +213,20 @@ async fn listener_task(
                 }
                 let table = tables.borrow_and_update().clone();
                 let binds = listeners.reconcile(&table);
-                state.ready.store(binds.failed.is_empty(), Ordering::Relaxed);
+                if !binds.failed.is_empty() {
+                    let status = binding::with_bind_failures(
+                        &state.status.load(),
+                        &table,
+                        &binds.failed,
+                        k8s_openapi::jiff::Timestamp::now(),
+                    );
+                    state.status.store(Arc::new(status));
+                }
+                // Ready once the first config is applied and its listeners
+                // reconciled; a listener that cannot bind is reported in its
+                // Gateway's status (and on /readyz), not by failing readiness
+                // for every other Gateway.
+                state.ready.store(true, Ordering::Relaxed);
                 state.binds.store(Arc::new(binds));
                 let _ = served.send(true);
             }

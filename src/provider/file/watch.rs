@@ -16,8 +16,8 @@ use crate::provider::Event;
 
 /// How long to wait for a burst of file events to settle before reloading.
 const SETTLE: Duration = Duration::from_millis(20);
-/// A periodic re-read, for file systems whose change events are unreliable.
-const RESYNC: Duration = Duration::from_secs(5);
+/// How often the input is re-read when no file watcher could be set up.
+const POLL: Duration = Duration::from_secs(2);
 
 /// What the file provider reports about its input.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -114,18 +114,20 @@ pub fn spawn_file_provider(
     };
 
     tokio::spawn(async move {
+        // Without a watcher, fall back to polling; with one, re-read only
+        // on change (a large config costs real CPU to parse).
+        let polling = watcher.is_none();
         let _watcher = watcher;
         loop {
             tokio::select! {
-                got = notify_rx.recv() => {
+                got = notify_rx.recv(), if !polling => {
                     if got.is_none() {
-                        // The watcher is gone; keep the periodic re-read.
-                        tokio::time::sleep(RESYNC).await;
+                        return;
                     }
                     tokio::time::sleep(SETTLE).await;
                     while notify_rx.try_recv().is_ok() {}
                 }
-                _ = tokio::time::sleep(RESYNC) => {}
+                _ = tokio::time::sleep(POLL), if polling => {}
                 _ = events.closed() => return,
             }
             if let Ok(event) = read(&path, &mut stamper, &mut state)
