@@ -56,6 +56,7 @@ impl Index {
             Event::Apply(object) => self.apply(*object),
             Event::Delete(key) => self.objects.remove(&key).is_some(),
             Event::Reset(objects) => self.reset(objects),
+            Event::Restart(kind, objects) => self.restart(kind, objects),
         };
         if changed {
             self.generation += 1;
@@ -78,6 +79,27 @@ impl Index {
             return false;
         }
         self.objects = next;
+        true
+    }
+
+    fn restart(&mut self, kind: Kind, objects: Vec<Object>) -> bool {
+        let next: BTreeMap<ObjectKey, Object> = objects
+            .into_iter()
+            .filter(|o| o.kind() == kind)
+            .map(|o| (o.key(), o))
+            .collect();
+        let current: BTreeMap<&ObjectKey, &Object> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.kind == kind)
+            .collect();
+        let same =
+            current.len() == next.len() && next.iter().all(|(k, o)| current.get(k) == Some(&o));
+        if same {
+            return false;
+        }
+        self.objects.retain(|k, _| k.kind != kind);
+        self.objects.extend(next);
         true
     }
 

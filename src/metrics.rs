@@ -81,6 +81,12 @@ pub struct Metrics {
     pub open_connections: Gauge,
     /// Mirrored requests that could not be sent.
     pub mirror_errors: Counter,
+    /// Status patches written (leader only).
+    pub status_writes: Counter,
+    /// Status patches that failed.
+    pub status_write_errors: Counter,
+    /// Status patches dropped because the write queue was full.
+    pub status_write_drops: Counter,
     registry: Registry,
 }
 
@@ -103,6 +109,9 @@ impl Metrics {
         let config_reload_failures = Counter::default();
         let open_connections = Gauge::default();
         let mirror_errors = Counter::default();
+        let status_writes = Counter::default();
+        let status_write_errors = Counter::default();
+        let status_write_drops = Counter::default();
         let mut registry = Registry::with_prefix("gatehouse");
         registry.register(
             "requests",
@@ -139,6 +148,21 @@ impl Metrics {
             "Mirrored request copies that could not be delivered",
             mirror_errors.clone(),
         );
+        registry.register(
+            "status_writes",
+            "Status patches written to the cluster",
+            status_writes.clone(),
+        );
+        registry.register(
+            "status_write_errors",
+            "Status patches the API server refused or that failed",
+            status_write_errors.clone(),
+        );
+        registry.register(
+            "status_write_drops",
+            "Status patches dropped because the write queue was full",
+            status_write_drops.clone(),
+        );
         Self {
             requests,
             request_duration,
@@ -147,6 +171,9 @@ impl Metrics {
             config_reload_failures,
             open_connections,
             mirror_errors,
+            status_writes,
+            status_write_errors,
+            status_write_drops,
             registry,
         }
     }

@@ -262,6 +262,19 @@ impl Object {
         )
     }
 
+    /// Takes the `status` of the kinds Gatehouse writes status for, as
+    /// JSON, leaving `None` behind (so status writes do not look like
+    /// changes to the index).
+    pub fn take_status(&mut self) -> Option<serde_json::Value> {
+        let status = match self {
+            Object::GatewayClass(o) => serde_json::to_value(o.status.take()?),
+            Object::Gateway(o) => serde_json::to_value(o.status.take()?),
+            Object::HttpRoute(o) => serde_json::to_value(o.status.take()?),
+            _ => return None,
+        };
+        status.ok()
+    }
+
     /// The part of the object whose change bumps `metadata.generation`
     /// (the spec, or the data for kinds without one), as JSON.
     pub fn generation_payload(&self) -> serde_json::Value {

@@ -4,8 +4,9 @@
 //! provider reads YAML from disk (standalone mode and `validate`).
 
 pub mod file;
+pub mod kubernetes;
 
-use crate::object::{Object, ObjectKey};
+use crate::object::{Kind, Object, ObjectKey};
 
 /// A change reported by a provider.
 #[derive(Clone, Debug)]
@@ -16,4 +17,7 @@ pub enum Event {
     Delete(ObjectKey),
     /// The provider's whole set of objects, replacing everything before.
     Reset(Vec<Object>),
+    /// Every object of one kind, replacing all objects of that kind (a
+    /// watcher's initial list or relist).
+    Restart(Kind, Vec<Object>),
 }

@@ -18,7 +18,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::index::Index;
 use crate::routing::RouteTable;
 
-pub use status::{ObjectStatus, StatusSet};
+pub use status::{ObjectStatus, StatusEntry, StatusSet};
 
 #[cfg(test)]
 mod tests;

@@ -33,3 +33,21 @@ fn apply_delete_reset_bump_generation_only_on_change() {
     assert_eq!(index.generation(), 3);
     assert_eq!(index.gateways().count(), 0);
 }
+
+#[test]
+fn restart_replaces_only_its_kind() {
+    let mut index = Index::default();
+    let ns = Object::Namespace(Namespace {
+        metadata: ObjectMeta {
+            name: Some("a".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    index.handle(Event::Reset(vec![mk_service("a", "old"), ns]));
+    assert!(index.handle(Event::Restart(Kind::Service, vec![mk_service("a", "new")])));
+    assert!(index.service("a", "old").is_none());
+    assert!(index.service("a", "new").is_some());
+    assert_eq!(index.namespaces().count(), 1);
+    assert!(!index.handle(Event::Restart(Kind::Service, vec![mk_service("a", "new")])));
+}
