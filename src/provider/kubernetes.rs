@@ -21,17 +21,17 @@ use gateway_api::httproutes::HttpRoute;
 use gateway_api::referencegrants::ReferenceGrant;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::Event;
-use status_writer::ClusterStatus;
 use crate::object::{Kind, Object};
 use crate::policy::{Backend, DirectResponse};
+use status_writer::ClusterStatus;
 
 /// Turns one watcher's events into index events, buffering the initial
 /// list until it is complete.
@@ -92,7 +92,9 @@ fn split_status(event: &mut WatchEvent<Object>, cluster: &watch::Sender<ClusterS
         WatchEvent::Apply(object) | WatchEvent::InitApply(object) => {
             if let Some(status) = object.take_status() {
                 let key = object.key();
-                cluster.send_if_modified(|map| map.insert(key, status.clone()).as_ref() != Some(&status));
+                cluster.send_if_modified(|map| {
+                    map.insert(key, status.clone()).as_ref() != Some(&status)
+                });
             }
         }
         WatchEvent::Delete(object) => {
@@ -148,16 +150,86 @@ pub fn spawn_watchers(
     let (cluster, cluster_rx) = watch::channel(ClusterStatus::new());
     let c = &cluster;
     let tasks = vec![
-        spawn_watch::<GatewayClass>(Api::all(client.clone()), all.clone(), Kind::GatewayClass, Object::GatewayClass, events.clone(), c.clone()),
-        spawn_watch::<Gateway>(Api::all(client.clone()), all.clone(), Kind::Gateway, Object::Gateway, events.clone(), c.clone()),
-        spawn_watch::<HttpRoute>(Api::all(client.clone()), all.clone(), Kind::HttpRoute, Object::HttpRoute, events.clone(), c.clone()),
-        spawn_watch::<ReferenceGrant>(Api::all(client.clone()), all.clone(), Kind::ReferenceGrant, Object::ReferenceGrant, events.clone(), c.clone()),
-        spawn_watch::<Namespace>(Api::all(client.clone()), all.clone(), Kind::Namespace, Object::Namespace, events.clone(), c.clone()),
-        spawn_watch::<Service>(Api::all(client.clone()), all.clone(), Kind::Service, Object::Service, events.clone(), c.clone()),
-        spawn_watch::<EndpointSlice>(Api::all(client.clone()), all.clone(), Kind::EndpointSlice, Object::EndpointSlice, events.clone(), c.clone()),
-        spawn_watch::<Secret>(Api::all(client.clone()), tls_only, Kind::Secret, Object::Secret, events.clone(), c.clone()),
-        spawn_watch::<Backend>(Api::all(client.clone()), all.clone(), Kind::Backend, Object::Backend, events.clone(), c.clone()),
-        spawn_watch::<DirectResponse>(Api::all(client), all, Kind::DirectResponse, Object::DirectResponse, events, c.clone()),
+        spawn_watch::<GatewayClass>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::GatewayClass,
+            Object::GatewayClass,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<Gateway>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::Gateway,
+            Object::Gateway,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<HttpRoute>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::HttpRoute,
+            Object::HttpRoute,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<ReferenceGrant>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::ReferenceGrant,
+            Object::ReferenceGrant,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<Namespace>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::Namespace,
+            Object::Namespace,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<Service>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::Service,
+            Object::Service,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<EndpointSlice>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::EndpointSlice,
+            Object::EndpointSlice,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<Secret>(
+            Api::all(client.clone()),
+            tls_only,
+            Kind::Secret,
+            Object::Secret,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<Backend>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::Backend,
+            Object::Backend,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<DirectResponse>(
+            Api::all(client),
+            all,
+            Kind::DirectResponse,
+            Object::DirectResponse,
+            events,
+            c.clone(),
+        ),
     ];
     (tasks, cluster_rx)
 }

@@ -70,9 +70,9 @@ pub fn service_name(gateway: &ObjectKey) -> String {
         return name;
     }
     // FNV-1a: stable across builds and platforms.
-    let hash = name
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     format!("{}-{:08x}", &name[..54].trim_end_matches('-'), hash as u32)
 }
 
@@ -110,7 +110,9 @@ pub fn plan(gateways: &[&Gateway], existing: &[&Service], config: &ServiceConfig
             else {
                 continue;
             };
-            let Ok(target) = u16::try_from(*target) else { continue };
+            let Ok(target) = u16::try_from(*target) else {
+                continue;
+            };
             used.insert(target);
             plan.ports.insert((owner.clone(), listener), target);
         }
@@ -165,7 +167,12 @@ pub fn plan(gateways: &[&Gateway], existing: &[&Service], config: &ServiceConfig
     plan
 }
 
-fn service_for(gw: &Gateway, key: &ObjectKey, ports: Vec<ServicePort>, config: &ServiceConfig) -> Service {
+fn service_for(
+    gw: &Gateway,
+    key: &ObjectKey,
+    ports: Vec<ServicePort>,
+    config: &ServiceConfig,
+) -> Service {
     let infrastructure = gw.spec.infrastructure.as_ref();
     let mut labels: BTreeMap<String, String> = infrastructure
         .and_then(|i| i.labels.clone())

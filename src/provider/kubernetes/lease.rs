@@ -11,8 +11,8 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 /// Settings of leader election.
@@ -258,6 +258,16 @@ mod tests {
         released.holder_identity = None;
         assert_eq!(decide(Some(&released), "pod-a", at(27)), Decision::Acquire);
         // Followers write nothing.
-        assert!(next_spec(Some(&taken), &Decision::Follow { holder: "pod-b".into() }, &a, at(27)).is_none());
+        assert!(
+            next_spec(
+                Some(&taken),
+                &Decision::Follow {
+                    holder: "pod-b".into()
+                },
+                &a,
+                at(27)
+            )
+            .is_none()
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
@@ -98,9 +98,9 @@ fn carry_times(desired: &mut Value, current: &Value) {
                 // Lists of listeners and route parents pair up by their key.
                 for dv in ds {
                     let key = dv.get("name").or_else(|| dv.get("parentRef"));
-                    let cv = cs
-                        .iter()
-                        .find(|cv| key.is_some() && (cv.get("name").or_else(|| cv.get("parentRef"))) == key);
+                    let cv = cs.iter().find(|cv| {
+                        key.is_some() && (cv.get("name").or_else(|| cv.get("parentRef"))) == key
+                    });
                     if let Some(cv) = cv {
                         walk(dv, cv);
                     }
@@ -128,7 +128,9 @@ pub fn status_patch(
             .map(|parents| {
                 parents
                     .iter()
-                    .filter(|p| p.get("controllerName").and_then(Value::as_str) != Some(controller_name))
+                    .filter(|p| {
+                        p.get("controllerName").and_then(Value::as_str) != Some(controller_name)
+                    })
                     .cloned()
                     .collect()
             })

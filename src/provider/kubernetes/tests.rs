@@ -42,9 +42,16 @@ fn watch_events_reach_the_index_as_a_reflector_sees_them() {
             index.handle(e);
             sent += 1;
         }
-        let mut in_store: Vec<String> = store.state().iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+        let mut in_store: Vec<String> = store
+            .state()
+            .iter()
+            .map(|s| s.metadata.name.clone().unwrap())
+            .collect();
         in_store.sort();
-        let in_index: Vec<String> = index.services().map(|s| s.metadata.name.clone().unwrap()).collect();
+        let in_index: Vec<String> = index
+            .services()
+            .map(|s| s.metadata.name.clone().unwrap())
+            .collect();
         // The reflector applies InitApply only at InitDone, as we do.
         assert_eq!(in_index, in_store);
     }
@@ -71,7 +78,13 @@ fn status_is_split_off_so_status_writes_do_not_retranslate() {
     };
     assert!(route.status.is_none());
     let key = ObjectKey::new(Kind::HttpRoute, "shop", "r");
-    assert_eq!(rx.borrow().get(&key), Some(&serde_json::json!({"parents": []})));
-    split_status(&mut WatchEvent::Delete(Object::HttpRoute(route.clone())), &cluster);
+    assert_eq!(
+        rx.borrow().get(&key),
+        Some(&serde_json::json!({"parents": []}))
+    );
+    split_status(
+        &mut WatchEvent::Delete(Object::HttpRoute(route.clone())),
+        &cluster,
+    );
     assert!(rx.borrow().is_empty());
 }

@@ -1,5 +1,7 @@
 use super::*;
-use gateway_api::httproutes::{HttpRouteStatus, HttpRouteStatusParents, HttpRouteStatusParentsParentRef};
+use gateway_api::httproutes::{
+    HttpRouteStatus, HttpRouteStatusParents, HttpRouteStatusParentsParentRef,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -11,7 +13,11 @@ fn mk_condition(type_: &str, status: &str, at: i64) -> Condition {
     Condition {
         type_: type_.into(),
         status: status.into(),
-        reason: if status == "True" { type_.into() } else { "Nope".into() },
+        reason: if status == "True" {
+            type_.into()
+        } else {
+            "Nope".into()
+        },
         message: String::new(),
         observed_generation: Some(1),
         last_transition_time: Time(Timestamp::from_second(at).unwrap()),
@@ -51,12 +57,16 @@ fn first_write_is_a_full_apply_patch() {
 fn unchanged_status_is_not_written_even_with_newer_timestamps() {
     let written = status_patch(&key(), &mk_route_status("True", 100), None, OURS).unwrap();
     let current = written["status"].clone();
-    assert_eq!(status_patch(&key(), &mk_route_status("True", 999), Some(&current), OURS), None);
+    assert_eq!(
+        status_patch(&key(), &mk_route_status("True", 999), Some(&current), OURS),
+        None
+    );
 }
 
 #[test]
 fn transition_time_is_kept_unless_the_status_flips() {
-    let current = status_patch(&key(), &mk_route_status("True", 100), None, OURS).unwrap()["status"].clone();
+    let current =
+        status_patch(&key(), &mk_route_status("True", 100), None, OURS).unwrap()["status"].clone();
     // Same status, new reason text: written, but the old time is kept.
     let mut changed = mk_route_status("True", 500);
     if let ObjectStatus::HttpRoute(s) = &mut changed.status {
@@ -64,7 +74,10 @@ fn transition_time_is_kept_unless_the_status_flips() {
     }
     let patch = status_patch(&key(), &changed, Some(&current), OURS).unwrap();
     let c = &patch["status"]["parents"][0]["conditions"][0];
-    assert_eq!(c["lastTransitionTime"], current["parents"][0]["conditions"][0]["lastTransitionTime"]);
+    assert_eq!(
+        c["lastTransitionTime"],
+        current["parents"][0]["conditions"][0]["lastTransitionTime"]
+    );
     // The status flips: the new time is used.
     let patch = status_patch(&key(), &mk_route_status("False", 500), Some(&current), OURS).unwrap();
     let c = &patch["status"]["parents"][0]["conditions"][0];
