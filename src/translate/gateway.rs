@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use gateway_api::gatewayclasses::{GatewayClass, GatewayClassStatus};
 use gateway_api::gateways::{
-    Gateway, GatewayListeners, GatewayListenersAllowedRoutes,
+    Gateway, GatewayAddresses, GatewayListeners, GatewayListenersAllowedRoutes,
     GatewayListenersAllowedRoutesNamespacesFrom, GatewayListenersTls, GatewayListenersTlsMode,
     GatewayStatus, GatewayStatusAddresses, GatewayStatusListeners,
     GatewayStatusListenersSupportedKinds,
@@ -23,7 +23,7 @@ use super::backend_ref::reference_permitted;
 use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
 use crate::index::Index;
 use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
-use crate::routing::host::HostMap;
+use crate::routing::host::{HostMap, host_matches};
 use crate::routing::{
     Certificate, ListenerProtocol, ListenerRoutes, PortTable, RouteEntry, RouteTable,
 };
@@ -49,8 +49,9 @@ pub(super) fn accept_classes(
                 false,
                 "InvalidParameters",
                 format!(
-                    "parametersRef {}/{} {} is not supported by this controller",
-                    p.group, p.kind, p.name
+                    "parametersRef {} {} is not supported by this controller",
+                    group_kind(&p.group, &p.kind),
+                    p.name
                 ),
                 generation,
             ),
@@ -77,6 +78,15 @@ pub(super) fn accept_classes(
     accepted
 }
 
+/// `kind` for the core group, `group/kind` otherwise, for messages.
+fn group_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{group}/{kind}")
+    }
+}
+
 /// Which namespaces may attach routes to a listener.
 #[derive(Clone, Debug)]
 pub(super) enum AllowedNamespaces {
@@ -101,16 +111,29 @@ pub(super) struct ListenerModel {
     pub unresolved: Option<Problem>,
     /// Why it conflicts with another listener.
     pub conflict: Option<Problem>,
+    /// The other HTTPS listeners on the port whose hostnames overlap this
+    /// one's (reported, not fatal).
+    pub overlapping_tls: Vec<String>,
     pub certificate: Option<Certificate>,
     pub binds: Vec<SocketAddr>,
     pub attached_routes: i32,
     pub hosts: HostMap<Vec<RouteEntry>>,
+    /// Why the listener is not bound yet, in a cluster.
+    pub pending: Option<String>,
 }
 
 impl ListenerModel {
-    /// Whether traffic is served through this listener.
-    pub fn programmed(&self) -> bool {
+    /// Whether the listener itself is valid: accepted, not conflicted, and
+    /// with every reference resolved.
+    pub fn valid(&self) -> bool {
         self.not_accepted.is_none() && self.unresolved.is_none() && self.conflict.is_none()
+    }
+
+    /// Whether traffic is served through this listener: it is valid and
+    /// bound to at least one address (none when its Gateway is rejected or
+    /// none of the Gateway's addresses can be used).
+    pub fn programmed(&self) -> bool {
+        self.valid() && !self.binds.is_empty()
     }
 }
 
@@ -120,8 +143,12 @@ pub(super) struct GatewayModel {
     pub key: ObjectKey,
     pub generation: Option<i64>,
     pub created: Timestamp,
-    pub address_problem: Option<Problem>,
-    pub unsupported: Vec<String>,
+    /// Why the Gateway is not accepted (an address type or a field we do not
+    /// support). A rejected Gateway binds nothing, so it serves no traffic
+    /// and holds no port.
+    pub rejected: Option<Problem>,
+    /// Requested addresses that cannot be used; the others are still bound.
+    pub unusable_address: Option<Problem>,
     pub listeners: Vec<ListenerModel>,
 }
 
@@ -142,6 +169,7 @@ pub(super) fn build_gateways(
     gateways.sort_by(|a, b| a.created.cmp(&b.created).then(a.key.cmp(&b.key)));
     for gw in &mut gateways {
         mark_conflicts_within(&mut gw.listeners);
+        mark_overlapping_tls(&mut gw.listeners);
     }
     let mut owners: BTreeMap<SocketAddr, ObjectKey> = BTreeMap::new();
     for gw in &mut gateways {
@@ -174,8 +202,11 @@ fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> Gatew
         metadata.namespace.clone().unwrap_or_default(),
         metadata.name.clone().unwrap_or_default(),
     );
+    let in_cluster = config.listener_ports.is_some();
     let mut unsupported = Vec::new();
-    if spec.infrastructure.is_some() {
+    // In a cluster, infrastructure labels and annotations go to the
+    // Gateway's Service; standalone there is nothing to put them on.
+    if spec.infrastructure.is_some() && !in_cluster {
         unsupported.push("spec.infrastructure is not supported in standalone mode".to_string());
     }
     if spec.tls.is_some() {
@@ -187,37 +218,74 @@ fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> Gatew
     if spec.allowed_listeners.is_some() {
         unsupported.push("spec.allowedListeners (ListenerSets) is not supported".to_string());
     }
-    let mut addresses = Vec::new();
-    let mut address_problem = None;
-    for address in spec.addresses.iter().flatten() {
-        let kind = address.r#type.as_deref().unwrap_or("IPAddress");
-        let value = address.value.as_deref().unwrap_or("");
+    let requested = spec.addresses.as_deref().unwrap_or_default();
+    let mut bind_ips: Vec<IpAddr> = Vec::new();
+    let mut unsupported_types = Vec::new();
+    let mut unusable = Vec::new();
+    for address in requested {
+        let GatewayAddresses { r#type, value } = address;
+        let kind = r#type.as_deref().unwrap_or("IPAddress");
+        let value = value.as_deref().unwrap_or("");
         match (kind, value.parse::<IpAddr>()) {
-            ("IPAddress", Ok(ip)) => addresses.push(ip),
-            ("IPAddress", Err(_)) => {
-                address_problem = Some(Problem {
-                    reason: "AddressNotUsable",
-                    message: format!("{value:?} is not an IP address"),
-                })
-            }
-            (other, _) => {
-                address_problem = Some(Problem {
-                    reason: "UnsupportedAddress",
-                    message: format!("address type {other} is not supported; use IPAddress"),
-                })
-            }
+            // "When a value is unspecified, an implementation SHOULD
+            // automatically assign an address matching the requested type if
+            // possible."
+            ("IPAddress", _) if value.is_empty() => bind_ips.push(config.default_bind),
+            ("IPAddress", Ok(ip)) => bind_ips.push(ip),
+            ("IPAddress", Err(_)) => unusable.push(format!("{value:?} is not an IP address")),
+            (other, _) => unsupported_types.push(format!(
+                "address type {other} is not supported; use IPAddress"
+            )),
         }
     }
-    let bind_ips = if addresses.is_empty() {
-        vec![config.default_bind]
+    // In a cluster, requested addresses are the Service's to get (checked
+    // against the Service later); the pods bind the default address.
+    if requested.is_empty() || in_cluster {
+        bind_ips.clear();
+        bind_ips.push(config.default_bind);
+        unusable.clear();
+    }
+    bind_ips.sort();
+    bind_ips.dedup();
+    let rejected = if !unsupported_types.is_empty() {
+        Some(Problem::new(
+            "UnsupportedAddress",
+            unsupported_types.join("; "),
+        ))
+    } else if !unsupported.is_empty() {
+        Some(Problem::new("UnsupportedValue", unsupported.join("; ")))
     } else {
-        addresses.clone()
+        None
     };
+    if rejected.is_some() {
+        bind_ips.clear();
+    }
+    let unusable_address =
+        (!unusable.is_empty()).then(|| Problem::new("AddressNotUsable", unusable.join("; ")));
     let namespace = key.namespace.clone();
     let listeners = spec
         .listeners
         .iter()
-        .map(|l| listener_model(index, &namespace, l, &bind_ips))
+        .map(|l| {
+            let mut model = listener_model(index, &namespace, l, &bind_ips);
+            if let Some(ports) = &config.listener_ports {
+                match ports.get(&(key.clone(), model.port)) {
+                    Some(container) => {
+                        for bind in &mut model.binds {
+                            bind.set_port(*container);
+                        }
+                    }
+                    None => {
+                        model.binds.clear();
+                        model.pending = Some(
+                            "waiting for a container port: the leader records it in the Gateway's Service"
+                                .to_string(),
+                        );
+                    }
+                }
+            }
+            model
+        })
         .collect();
     GatewayModel {
         key,
@@ -226,8 +294,8 @@ fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> Gatew
             .creation_timestamp
             .as_ref()
             .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        address_problem,
-        unsupported,
+        rejected,
+        unusable_address,
         listeners,
     }
 }
@@ -257,8 +325,10 @@ fn listener_model(
         not_accepted: None,
         unresolved: None,
         conflict: None,
+        overlapping_tls: Vec::new(),
         certificate: None,
         binds: Vec::new(),
+        pending: None,
         attached_routes: 0,
         hosts: HostMap::default(),
     };
@@ -353,7 +423,11 @@ fn allowed_routes_model(
             let mut invalid = Vec::new();
             for k in kinds {
                 let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
-                if group == GATEWAY_GROUP && k.kind == "HTTPRoute" {
+                // "A RouteGroupKind MUST correspond to kinds of Routes that are
+                // compatible with the application protocol specified in the
+                // Listener's Protocol field."
+                let http = model.protocol.is_some();
+                if http && group == GATEWAY_GROUP && k.kind == "HTTPRoute" {
                     if !model.allows_http_route {
                         model.allows_http_route = true;
                         model.supported_kinds.push(http_route_kind());
@@ -417,7 +491,10 @@ fn tls_model(
     if !group.is_empty() || kind != "Secret" {
         model.unresolved = Some(Problem {
             reason: "InvalidCertificateRef",
-            message: format!("certificateRef to {group}/{kind} is not supported; use a Secret"),
+            message: format!(
+                "certificateRef to {} is not supported; use a Secret",
+                group_kind(group, kind)
+            ),
         });
         return;
     }
@@ -492,14 +569,18 @@ fn certified_key(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Certifie
 /// "Listeners on the same port with different protocols conflict; listeners
 /// with the same port, protocol and hostname conflict" (ListenerConditionType
 /// Conflicted). Each conflicted listener gets the reason.
+///
+/// A listener whose protocol we do not serve conflicts with nothing: "If an
+/// implementation does not support TCP Protocol Listeners, then the previous
+/// rule does not apply, and the TCP Listeners SHOULD NOT be accepted."
 fn mark_conflicts_within(listeners: &mut [ListenerModel]) {
     let n = listeners.len();
     for i in 0..n {
         for j in 0..n {
-            if i == j || listeners[i].port != listeners[j].port {
+            let (a, b) = (&listeners[i], &listeners[j]);
+            if i == j || a.port != b.port || a.protocol.is_none() || b.protocol.is_none() {
                 continue;
             }
-            let (a, b) = (&listeners[i], &listeners[j]);
             let problem = if a.protocol != b.protocol {
                 Some(Problem {
                     reason: "ProtocolConflict",
@@ -523,6 +604,47 @@ fn mark_conflicts_within(listeners: &mut [ListenerModel]) {
                 listeners[i].conflict = problem;
             }
         }
+    }
+}
+
+/// HTTPS listeners on one port whose hostnames overlap (ListenerConditionType
+/// OverlappingTLSConfig): "Controllers MUST detect the presence of
+/// overlapping hostnames" ... "This condition MUST be set on all Listeners
+/// with overlapping TLS config." Conflicted and unaccepted listeners serve no
+/// TLS, so they overlap nothing.
+fn mark_overlapping_tls(listeners: &mut [ListenerModel]) {
+    let in_play = |l: &ListenerModel| {
+        l.protocol == Some(ListenerProtocol::Https)
+            && l.not_accepted.is_none()
+            && l.conflict.is_none()
+    };
+    let overlaps: Vec<Vec<String>> = listeners
+        .iter()
+        .map(|a| {
+            listeners
+                .iter()
+                .filter(|b| !std::ptr::eq(a, *b) && in_play(a) && in_play(b))
+                .filter(|b| a.port == b.port && hostnames_overlap(&a.hostname, &b.hostname))
+                .map(|b| b.name.clone())
+                .collect()
+        })
+        .collect();
+    for (listener, names) in listeners.iter_mut().zip(overlaps) {
+        listener.overlapping_tls = names;
+    }
+}
+
+/// Whether some host name matches both listener hostnames (`None` matches
+/// every name).
+fn hostnames_overlap(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a.as_deref(), b.as_deref()) {
+        (None, _) | (_, None) => true,
+        (Some(a), Some(b)) => match (a.strip_prefix('*'), b.strip_prefix('*')) {
+            (Some(sa), Some(sb)) => sa.ends_with(sb) || sb.ends_with(sa),
+            (Some(_), None) => host_matches(a, b),
+            (None, Some(_)) => host_matches(b, a),
+            (None, None) => a.eq_ignore_ascii_case(b),
+        },
     }
 }
 
@@ -580,99 +702,78 @@ pub(super) fn write_gateway_status(
         let cond = |t: &str, ok: bool, reason: &str, msg: String| {
             stamp.condition(t, ok, reason, msg, generation)
         };
-        let mut listeners = Vec::new();
-        for l in &gw.listeners {
-            let mut conditions: Vec<Condition> = Vec::new();
-            match &l.not_accepted {
-                Some(p) => conditions.push(cond("Accepted", false, p.reason, p.message.clone())),
-                None => conditions.push(cond(
-                    "Accepted",
-                    true,
-                    "Accepted",
-                    "Listener accepted".into(),
-                )),
-            }
-            match &l.conflict {
-                Some(p) => conditions.push(cond("Conflicted", true, p.reason, p.message.clone())),
-                None => conditions.push(cond(
-                    "Conflicted",
-                    false,
-                    "NoConflicts",
-                    "No conflicts".into(),
-                )),
-            }
-            match &l.unresolved {
-                Some(p) => {
-                    conditions.push(cond("ResolvedRefs", false, p.reason, p.message.clone()))
-                }
-                None => conditions.push(cond(
-                    "ResolvedRefs",
-                    true,
-                    "ResolvedRefs",
-                    "All references resolved".into(),
-                )),
-            }
-            if l.programmed() {
-                conditions.push(cond(
-                    "Programmed",
-                    true,
-                    "Programmed",
-                    "Listener programmed".into(),
-                ));
-            } else {
-                let why = [&l.not_accepted, &l.conflict, &l.unresolved]
-                    .into_iter()
-                    .flatten()
-                    .next()
-                    .map_or_else(String::new, |p| p.message.clone());
-                conditions.push(cond("Programmed", false, "Invalid", why));
-            }
-            listeners.push(GatewayStatusListeners {
-                attached_routes: l.attached_routes,
-                conditions,
-                name: l.name.clone(),
-                supported_kinds: Some(l.supported_kinds.clone()),
-            });
-        }
-        let valid = gw.listeners.iter().filter(|l| l.programmed()).count();
+        let listeners = gw
+            .listeners
+            .iter()
+            .map(|l| listener_status(gw, l, &cond))
+            .collect();
         let mut conditions = Vec::new();
-        let unsupported = gw.unsupported.join("; ");
-        if let Some(p) = &gw.address_problem {
-            conditions.push(cond("Accepted", false, p.reason, p.message.clone()));
-            conditions.push(cond("Programmed", false, p.reason, p.message.clone()));
-        } else if !gw.unsupported.is_empty() {
-            conditions.push(cond(
-                "Accepted",
-                false,
-                "UnsupportedValue",
-                unsupported.clone(),
-            ));
-            conditions.push(cond("Programmed", false, "Invalid", unsupported));
-        } else if valid == gw.listeners.len() {
-            conditions.push(cond(
-                "Accepted",
-                true,
-                "Accepted",
-                "Gateway accepted".into(),
-            ));
-            conditions.push(cond(
-                "Programmed",
-                true,
-                "Programmed",
-                "Gateway programmed".into(),
-            ));
-        } else if valid > 0 {
-            let msg = format!(
-                "{} of {} listeners are not valid",
-                gw.listeners.len() - valid,
-                gw.listeners.len()
-            );
-            conditions.push(cond("Accepted", true, "ListenersNotValid", msg.clone()));
-            conditions.push(cond("Programmed", true, "Programmed", msg));
-        } else {
-            let msg = "no listener is valid".to_string();
-            conditions.push(cond("Accepted", false, "ListenersNotValid", msg.clone()));
-            conditions.push(cond("Programmed", false, "Invalid", msg));
+        let invalid: Vec<&str> = gw
+            .listeners
+            .iter()
+            .filter(|l| !l.valid())
+            .map(|l| l.name.as_str())
+            .collect();
+        // "The implementation MUST set a "ListenersNotValid" condition on the
+        // Gateway Status when the Gateway contains Conflicted Listeners
+        // whether or not they accept the Gateway. That Condition SHOULD
+        // clearly indicate in the Message which Listeners are conflicted, and
+        // which are Accepted."
+        let listeners_msg = || {
+            let valid: Vec<&str> = gw
+                .listeners
+                .iter()
+                .filter(|l| l.valid())
+                .map(|l| l.name.as_str())
+                .collect();
+            format!(
+                "listeners not valid: {}; valid: {}",
+                invalid.join(", "),
+                if valid.is_empty() {
+                    "none".to_string()
+                } else {
+                    valid.join(", ")
+                }
+            )
+        };
+        match &gw.rejected {
+            Some(p) => {
+                conditions.push(cond("Accepted", false, p.reason, p.message.clone()));
+                conditions.push(cond("Programmed", false, "Invalid", p.message.clone()));
+            }
+            None => {
+                let all_invalid = !invalid.is_empty() && invalid.len() == gw.listeners.len();
+                if invalid.is_empty() {
+                    conditions.push(cond(
+                        "Accepted",
+                        true,
+                        "Accepted",
+                        "Gateway accepted".into(),
+                    ));
+                } else {
+                    // "At least one distinct Listener MUST be present, or else
+                    // the Gateway effectively contains _no_ Listeners, and must
+                    // be rejected from processing as a whole."
+                    conditions.push(cond(
+                        "Accepted",
+                        !all_invalid,
+                        "ListenersNotValid",
+                        listeners_msg(),
+                    ));
+                }
+                if let Some(p) = &gw.unusable_address {
+                    conditions.push(cond("Programmed", false, p.reason, p.message.clone()));
+                } else if all_invalid {
+                    conditions.push(cond("Programmed", false, "Invalid", listeners_msg()));
+                } else {
+                    conditions.push(cond(
+                        "Programmed",
+                        true,
+                        "Programmed",
+                        "Gateway programmed".into(),
+                    ));
+                }
+            }
         }
         let addresses: Vec<GatewayStatusAddresses> = gw
             .listeners
@@ -696,5 +797,89 @@ pub(super) fn write_gateway_status(
                 listeners: Some(listeners),
             }),
         );
+    }
+}
+
+/// One listener's status.
+fn listener_status(
+    gw: &GatewayModel,
+    l: &ListenerModel,
+    cond: &impl Fn(&str, bool, &str, String) -> Condition,
+) -> GatewayStatusListeners {
+    let mut conditions: Vec<Condition> = Vec::new();
+    // "The implementation MUST NOT pick one conflicting Listener as the
+    // winner. ALL indistinct Listeners must not be accepted for processing."
+    match l.not_accepted.as_ref().or(l.conflict.as_ref()) {
+        Some(p) => conditions.push(cond("Accepted", false, p.reason, p.message.clone())),
+        None => conditions.push(cond(
+            "Accepted",
+            true,
+            "Accepted",
+            "Listener accepted".into(),
+        )),
+    }
+    match &l.conflict {
+        Some(p) => conditions.push(cond("Conflicted", true, p.reason, p.message.clone())),
+        None => conditions.push(cond(
+            "Conflicted",
+            false,
+            "NoConflicts",
+            "No conflicts".into(),
+        )),
+    }
+    // "This is a negative polarity condition and MUST NOT be set when it is
+    // False."
+    if !l.overlapping_tls.is_empty() {
+        conditions.push(cond(
+            "OverlappingTLSConfig",
+            true,
+            "OverlappingHostnames",
+            format!(
+                "the hostname overlaps that of listener(s) {} on the same port",
+                l.overlapping_tls.join(", ")
+            ),
+        ));
+    }
+    match &l.unresolved {
+        Some(p) => conditions.push(cond("ResolvedRefs", false, p.reason, p.message.clone())),
+        None => conditions.push(cond(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "All references resolved".into(),
+        )),
+    }
+    let problem = [&l.not_accepted, &l.conflict, &l.unresolved]
+        .into_iter()
+        .flatten()
+        .next();
+    let unbound = || match (&gw.rejected, &gw.unusable_address) {
+        (Some(p), _) => format!("the Gateway is not accepted: {}", p.message),
+        (None, Some(p)) => format!("the Gateway has no usable address: {}", p.message),
+        (None, None) => "the Gateway has no address".to_string(),
+    };
+    match problem {
+        Some(p) => conditions.push(cond("Programmed", false, "Invalid", p.message.clone())),
+        None if l.pending.is_some() => conditions.push(cond(
+            "Programmed",
+            false,
+            "Pending",
+            l.pending.clone().unwrap_or_default(),
+        )),
+        None if l.binds.is_empty() => {
+            conditions.push(cond("Programmed", false, "Invalid", unbound()))
+        }
+        None => conditions.push(cond(
+            "Programmed",
+            true,
+            "Programmed",
+            "Listener programmed".into(),
+        )),
+    }
+    GatewayStatusListeners {
+        attached_routes: l.attached_routes,
+        conditions,
+        name: l.name.clone(),
+        supported_kinds: Some(l.supported_kinds.clone()),
     }
 }

@@ -58,6 +58,9 @@ fn route_key(route: &HttpRoute) -> ObjectKey {
     )
 }
 
+/// The label Kubernetes puts on every Namespace, holding its name.
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// Why a parentRef did not attach, in the order the reasons take precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Refusal {
@@ -98,6 +101,9 @@ fn attach_route(
     let invalid: Vec<&Problem> = rules.iter().filter_map(|r| r.invalid.as_ref()).collect();
     let unresolved: Vec<&Problem> = rules.iter().flat_map(|r| r.unresolved.iter()).collect();
     let valid_rules = rules.iter().filter(|r| r.compiled.is_some()).count();
+    // "A Route MUST be considered "Accepted" if at least one of the Route's
+    // rules is implemented by the Gateway."
+    let implementable = valid_rules > 0 || invalid.is_empty();
 
     let mut parents = Vec::new();
     for parent in route.spec.parent_refs.iter().flatten() {
@@ -129,6 +135,7 @@ fn attach_route(
                     *port,
                     created,
                     &rules,
+                    implementable,
                 )
             }
             // A Gateway of another controller's class is not ours to report.
@@ -140,17 +147,20 @@ fn attach_route(
             stamp.condition(t, ok, reason, msg, generation)
         };
         match result {
-            Ok(_) if valid_rules == 0 && !invalid.is_empty() => {
+            Ok(_) if !implementable => {
                 conditions.push(cond("Accepted", false, "UnsupportedValue", join(&invalid)));
             }
             Ok(_) => {
                 conditions.push(cond("Accepted", true, "Accepted", "Route accepted".into()));
+                // "The message for this condition MUST start with the prefix
+                // "Dropped Rule" and include information about which Rules
+                // have been dropped."
                 if !invalid.is_empty() {
                     conditions.push(cond(
                         "PartiallyInvalid",
                         true,
                         "UnsupportedValue",
-                        join(&invalid),
+                        format!("Dropped Rule(s): {}", join(&invalid)),
                     ));
                 }
             }
@@ -221,6 +231,7 @@ fn attach_to_gateway(
     port: Option<i32>,
     created: Timestamp,
     rules: &[RuleOutcome],
+    implementable: bool,
 ) -> Result<usize, Refusal> {
     let gw_namespace = gw.key.namespace.clone();
     let mut refusal = Refusal::NoMatchingParent;
@@ -242,6 +253,13 @@ fn attach_to_gateway(
             continue;
         }
         attached += 1;
+        // "The AttachedRoutes number represents the number of Routes with
+        // the Accepted condition set to "True" that have been attached to
+        // this Listener. Routes with any other value for the Accepted
+        // condition MUST NOT be included in this count."
+        if !implementable {
+            continue;
+        }
         listener.attached_routes += 1;
         if !listener.programmed() {
             continue;
@@ -275,10 +293,13 @@ fn allows(index: &Index, listener: &ListenerModel, gw_ns: &str, route_ns: &str) 
         AllowedNamespaces::Same => gw_ns == route_ns,
         AllowedNamespaces::All => true,
         AllowedNamespaces::Selector(selector) => {
-            let labels = index
+            let mut labels = index
                 .namespace("", route_ns)
                 .and_then(|n| n.metadata.labels.clone())
                 .unwrap_or_default();
+            // The API server sets this label on every Namespace; a file
+            // input may not list the Namespace at all.
+            labels.insert(NAMESPACE_NAME_LABEL.to_string(), route_ns.to_string());
             selector_matches(selector, &labels)
         }
     }

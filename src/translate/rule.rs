@@ -188,8 +188,17 @@ fn compile_matches(matches: &[HttpRouteRulesMatches]) -> Result<Vec<RequestMatch
 }
 
 fn full_match_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+        // The parser draws our wrapped pattern over several lines; a
+        // condition message wants one line: the cause.
+        let text = e.to_string();
+        let cause = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or(&text);
+        format!("invalid regular expression {pattern:?}: {cause}")
+    })
 }
 
 fn value_match(value: &str, regex: bool) -> Result<ValueMatch, String> {
