@@ -115,8 +115,8 @@ fn route(state: &LiveState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         ),
         "/config" => {
             let table = state.table.load();
-            let status = state.status.load();
-            let provider = state.provider.borrow().clone();
+            let status = state.status();
+            let provider = state.provider.as_ref().map(|p| p.borrow().clone());
             let value = serde_json::json!({
                 "table": &**table,
                 "status": status.kubernetes_list(),
@@ -125,7 +125,7 @@ fn route(state: &LiveState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             });
             json(StatusCode::OK, &value)
         }
-        "/status" => json(StatusCode::OK, &state.status.load().kubernetes_list()),
+        "/status" => json(StatusCode::OK, &state.status().kubernetes_list()),
         _ => match path.strip_prefix("/status/") {
             Some(rest) => status_of(state, rest),
             None => not_found(path),
@@ -153,7 +153,7 @@ fn status_of(state: &LiveState, rest: &str) -> Response<Full<Bytes>> {
             "use /status/<kind>/<namespace>/<name> or /status/<kind>/<name>\n",
         );
     };
-    match state.status.load().kubernetes_object(&key) {
+    match state.status().kubernetes_object(&key) {
         Some(value) => json(StatusCode::OK, &value),
         None => not_found(&key.to_string()),
     }

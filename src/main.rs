@@ -38,6 +38,48 @@ enum Command {
     /// Check Gateway API YAML offline: print each object's status and the route
     /// table; exit 1 when any object would be rejected or has a problem.
     Validate(ValidateArgs),
+    /// Run as a Kubernetes controller: watch the cluster, serve its Gateways,
+    /// write status (leader only) and manage one Service per Gateway.
+    Controller(ControllerArgs),
+    /// Print Gatehouse's CustomResourceDefinitions (gatehouse.dev) as YAML.
+    Crds,
+}
+
+#[derive(Debug, Args)]
+struct ControllerArgs {
+    /// A kubeconfig file; without it, in-cluster config or the default kubeconfig.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// GatewayClasses with this controllerName are served.
+    #[arg(long, default_value = DEFAULT_CONTROLLER_NAME)]
+    controller_name: String,
+    /// The address listeners bind.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Where the admin endpoint (/healthz, /readyz, /metrics, /config, /status) listens.
+    #[arg(long, default_value = "0.0.0.0:9901")]
+    admin_addr: SocketAddr,
+    /// Gatehouse's own namespace: the Lease and the Gateway Services live here.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gatehouse-system")]
+    namespace: String,
+    /// This replica's identity in leader election.
+    #[arg(long, env = "POD_NAME")]
+    pod_name: String,
+    /// The Lease used for leader election.
+    #[arg(long, default_value = "gatehouse-leader")]
+    lease_name: String,
+    /// Labels selecting the Gatehouse pods, for Gateway Services (`k=v,k=v`).
+    #[arg(long, default_value = "app.kubernetes.io/name=gatehouse")]
+    pod_selector: String,
+    /// Container ports handed out to Gateway listeners, as `FIRST-LAST`.
+    #[arg(long, default_value = "10000-10999")]
+    port_range: String,
+    /// The type of the Service created for each Gateway.
+    #[arg(long, default_value = "LoadBalancer")]
+    service_type: String,
+    /// Seconds in-flight requests get to finish on shutdown or listener removal.
+    #[arg(long, default_value_t = 30)]
+    drain_timeout_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +140,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Standalone(args) => run_standalone(args),
         Command::Validate(args) => validate(args),
+        Command::Controller(args) => run_controller(args),
+        Command::Crds => match gatehouse::policy::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Err(error.into()),
+        },
     };
     match result {
         Ok(code) => code,
@@ -119,6 +169,7 @@ fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             translate: TranslateConfig {
                 controller_name: args.common.controller_name,
                 default_bind: args.common.bind_address,
+                ..TranslateConfig::default()
             },
             proxy: ProxyConfig {
                 header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
@@ -130,6 +181,73 @@ fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         };
         let gatehouse = start_standalone(options).await?;
         tracing::info!(admin = %gatehouse.admin_addr, "gatehouse is serving");
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        gatehouse.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn parse_selector(text: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    text.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("{pair:?} is not key=value"))
+        })
+        .collect()
+}
+
+fn parse_range(text: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
+    let (first, last) = text
+        .split_once('-')
+        .with_context(|| format!("{text:?} is not FIRST-LAST"))?;
+    let (first, last): (u16, u16) = (first.trim().parse()?, last.trim().parse()?);
+    anyhow::ensure!(
+        first > 0 && first <= last,
+        "{text:?} is an empty port range"
+    );
+    Ok(first..=last)
+}
+
+fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    use gatehouse::provider::kubernetes::gateway_service::ServiceConfig;
+    use gatehouse::provider::kubernetes::lease::LeaseConfig;
+    use gatehouse::runtime::controller::{ControllerOptions, start_controller};
+    let options = ControllerOptions {
+        kubeconfig: args.kubeconfig,
+        translate: TranslateConfig {
+            controller_name: args.controller_name,
+            default_bind: args.bind_address,
+            ..TranslateConfig::default()
+        },
+        proxy: ProxyConfig {
+            drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+            ..ProxyConfig::default()
+        },
+        admin_addr: args.admin_addr,
+        lease: LeaseConfig {
+            namespace: args.namespace.clone(),
+            name: args.lease_name,
+            identity: args.pod_name,
+            lease_duration: Duration::from_secs(15),
+            renew_interval: Duration::from_secs(5),
+        },
+        services: ServiceConfig {
+            namespace: args.namespace,
+            selector: parse_selector(&args.pod_selector)?,
+            port_range: parse_range(&args.port_range)?,
+            service_type: args.service_type,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let gatehouse = start_controller(options).await?;
+        tracing::info!(admin = %gatehouse.admin_addr, "gatehouse controller is running");
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         gatehouse.shutdown().await;
@@ -184,6 +302,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let config = TranslateConfig {
         controller_name: args.common.controller_name,
         default_bind: args.common.bind_address,
+        ..TranslateConfig::default()
     };
     let translation = translate(&index, &config, now);
     let list = translation.status.kubernetes_list();

@@ -3,7 +3,12 @@
 //!
 //! One task owns the index: it applies provider events, translates when
 //! something changed, swaps the new table in and hands it to the listener
-//! task, which binds and drains listeners as diffs.
+//! task, which binds and drains listeners as diffs. What differs between
+//! standalone and controller mode (where listeners bind, what decorates the
+//! status) is a [`Mode`].
+
+mod binding;
+pub mod controller;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,8 +21,6 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-mod binding;
-
 use crate::admin;
 use crate::index::Index;
 use crate::metrics::Metrics;
@@ -26,23 +29,52 @@ use crate::provider::file::{ProviderState, spawn_file_provider};
 use crate::proxy::listener::{BindState, ListenerSet};
 use crate::proxy::{ProxyConfig, Shared, TableHandle};
 use crate::routing::RouteTable;
-use crate::translate::{StatusSet, TranslateConfig, translate};
+use crate::translate::{StatusSet, TranslateConfig, Translation, translate};
 
 /// Everything the admin endpoint shows about the running gateway.
 #[derive(Debug)]
 pub struct LiveState {
     /// The routing table being served.
     pub table: TableHandle,
-    /// The status computed with it.
-    pub status: ArcSwap<StatusSet>,
-    /// What the file provider last reported.
-    pub provider: watch::Receiver<ProviderState>,
+    /// The status computed with it (subscribe to follow changes).
+    pub status: watch::Sender<Arc<StatusSet>>,
+    /// What the file provider last reported (standalone mode).
+    pub provider: Option<watch::Receiver<ProviderState>>,
     /// Which listeners are bound.
     pub binds: ArcSwap<BindState>,
-    /// Config loaded and every listener bound.
+    /// Config applied and listeners reconciled.
     pub ready: AtomicBool,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+}
+
+impl LiveState {
+    /// The current status.
+    pub fn status(&self) -> Arc<StatusSet> {
+        self.status.borrow().clone()
+    }
+}
+
+/// What differs between the ways Gatehouse runs.
+pub trait Mode: Send + 'static {
+    /// Translation settings for the index as it stands.
+    fn config(&mut self, index: &Index) -> TranslateConfig;
+    /// Adjusts a translation before it is published.
+    fn finish(&mut self, _index: &Index, _translation: &mut Translation) {}
+    /// How long to keep collecting events before translating.
+    fn debounce(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// Standalone mode: fixed settings.
+#[derive(Debug)]
+struct Standalone(TranslateConfig);
+
+impl Mode for Standalone {
+    fn config(&mut self, _index: &Index) -> TranslateConfig {
+        self.0.clone()
+    }
 }
 
 /// Settings of standalone mode.
@@ -58,7 +90,7 @@ pub struct StandaloneOptions {
     pub admin_addr: SocketAddr,
 }
 
-/// A running standalone gateway.
+/// A running gateway.
 #[derive(Debug)]
 pub struct Gatehouse {
     /// The admin endpoint's bound address.
@@ -71,6 +103,11 @@ pub struct Gatehouse {
 }
 
 impl Gatehouse {
+    /// A receiver that turns true when shutdown begins.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Drains every listener (in-flight requests finish, up to the drain
     /// deadline) and stops.
     pub async fn shutdown(self) {
@@ -85,17 +122,48 @@ pub async fn start_standalone(options: StandaloneOptions) -> anyhow::Result<Gate
     let StandaloneOptions {
         path,
         translate: translate_config,
-        proxy: proxy_config,
+        proxy,
         admin_addr,
     } = options;
-    let metrics = Arc::new(Metrics::new());
     let (events_tx, events_rx) = mpsc::channel::<Event>(16);
     let (first, provider) = spawn_file_provider(path.clone(), events_tx);
     first.with_context(|| format!("cannot load {}", path.display()))?;
+    let gatehouse = start_pipeline(
+        events_rx,
+        Standalone(translate_config),
+        Some(provider),
+        proxy,
+        admin_addr,
+    )
+    .await?;
+    tokio::time::timeout(Duration::from_secs(10), wait_ready(&gatehouse.state))
+        .await
+        .context("the first config was not served within 10s")?;
+    Ok(gatehouse)
+}
+
+/// Waits until the first config is applied and its listeners reconciled.
+pub async fn wait_ready(state: &LiveState) {
+    while !state.ready.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Starts the index, listener and admin tasks for a mode and a provider's
+/// events.
+pub async fn start_pipeline(
+    events: mpsc::Receiver<Event>,
+    mode: impl Mode,
+    provider: Option<watch::Receiver<ProviderState>>,
+    proxy: ProxyConfig,
+    admin_addr: SocketAddr,
+) -> anyhow::Result<Gatehouse> {
+    let metrics = Arc::new(Metrics::new());
     let table: TableHandle = Arc::new(ArcSwap::from_pointee(RouteTable::default()));
+    let (status, _) = watch::channel(Arc::new(StatusSet::default()));
     let state = Arc::new(LiveState {
         table: table.clone(),
-        status: ArcSwap::from_pointee(StatusSet::default()),
+        status,
         provider,
         binds: ArcSwap::from_pointee(BindState::default()),
         ready: AtomicBool::new(false),
@@ -104,32 +172,20 @@ pub async fn start_standalone(options: StandaloneOptions) -> anyhow::Result<Gate
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (tables_tx, tables_rx) = watch::channel(Arc::new(RouteTable::default()));
     tokio::spawn(index_task(
-        events_rx,
-        translate_config,
+        events,
+        mode,
         state.clone(),
         tables_tx,
         shutdown_rx.clone(),
     ));
-    tokio::spawn(count_provider_failures(state.clone()));
-    let shared = Shared::new(table, metrics, proxy_config);
-    let (served_tx, mut served_rx) = watch::channel(false);
-    let listeners_task = tokio::spawn(listener_task(
-        shared,
-        tables_rx,
-        state.clone(),
-        served_tx,
-        shutdown_rx,
-    ));
+    if state.provider.is_some() {
+        tokio::spawn(count_provider_failures(state.clone()));
+    }
+    let shared = Shared::new(table, metrics, proxy);
+    let listeners_task = tokio::spawn(listener_task(shared, tables_rx, state.clone(), shutdown_rx));
     let (admin_addr, admin_task) = admin::spawn_admin(admin_addr, state.clone())
         .await
         .with_context(|| format!("cannot bind the admin endpoint on {admin_addr}"))?;
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        served_rx.wait_for(|served| *served),
-    )
-    .await
-    .context("the first config was not served within 10s")?
-    .context("the listener task stopped")?;
     Ok(Gatehouse {
         admin_addr,
         state,
@@ -142,7 +198,7 @@ pub async fn start_standalone(options: StandaloneOptions) -> anyhow::Result<Gate
 /// Owns the index: applies events, translates on change, publishes.
 async fn index_task(
     mut events: mpsc::Receiver<Event>,
-    config: TranslateConfig,
+    mut mode: impl Mode,
     state: Arc<LiveState>,
     tables: watch::Sender<Arc<RouteTable>>,
     mut shutdown: watch::Receiver<bool>,
@@ -156,7 +212,12 @@ async fn index_task(
         };
         let Some(event) = event else { return };
         let mut changed = index.handle(event);
-        // Apply whatever else is already queued before translating once.
+        // A burst of changes (a relist, an `kubectl apply` of many objects)
+        // becomes one translation.
+        let debounce = mode.debounce();
+        if !debounce.is_zero() {
+            tokio::time::sleep(debounce).await;
+        }
         while let Ok(event) = events.try_recv() {
             changed |= index.handle(event);
         }
@@ -164,14 +225,14 @@ async fn index_task(
             continue;
         }
         translated_once = true;
-        let config = config.clone();
+        let config = mode.config(&index);
         let now = k8s_openapi::jiff::Timestamp::now();
         let result = tokio::task::spawn_blocking(move || {
             let translation = translate(&index, &config, now);
             (index, translation)
         })
         .await;
-        let (returned, translation) = match result {
+        let (returned, mut translation) = match result {
             Ok(pair) => pair,
             Err(error) => {
                 tracing::error!(%error, "translation panicked; keeping the last table");
@@ -179,11 +240,12 @@ async fn index_task(
             }
         };
         index = returned;
+        mode.finish(&index, &mut translation);
         let mut status = translation.status;
-        status.carry_transition_times(&state.status.load());
+        status.carry_transition_times(&state.status());
         let table = Arc::new(translation.table);
         state.table.store(table.clone());
-        state.status.store(Arc::new(status));
+        state.status.send_replace(Arc::new(status));
         state.metrics.config_reloads.inc();
         tracing::info!(
             generation = table.generation,
@@ -201,7 +263,6 @@ async fn listener_task(
     shared: Arc<Shared>,
     mut tables: watch::Receiver<Arc<RouteTable>>,
     state: Arc<LiveState>,
-    served: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut listeners = ListenerSet::new(shared);
@@ -215,20 +276,19 @@ async fn listener_task(
                 let binds = listeners.reconcile(&table);
                 if !binds.failed.is_empty() {
                     let status = binding::with_bind_failures(
-                        &state.status.load(),
+                        &state.status(),
                         &table,
                         &binds.failed,
                         k8s_openapi::jiff::Timestamp::now(),
                     );
-                    state.status.store(Arc::new(status));
+                    state.status.send_replace(Arc::new(status));
                 }
                 // Ready once the first config is applied and its listeners
                 // reconciled; a listener that cannot bind is reported in its
                 // Gateway's status (and on /readyz), not by failing readiness
                 // for every other Gateway.
-                state.ready.store(true, Ordering::Relaxed);
                 state.binds.store(Arc::new(binds));
-                let _ = served.send(true);
+                state.ready.store(true, Ordering::Relaxed);
             }
             _ = shutdown.changed() => break,
         }
@@ -239,7 +299,9 @@ async fn listener_task(
 
 /// Counts failed config reads in the metrics.
 async fn count_provider_failures(state: Arc<LiveState>) {
-    let mut provider = state.provider.clone();
+    let Some(mut provider) = state.provider.clone() else {
+        return;
+    };
     let mut seen = provider.borrow().failures;
     while provider.changed().await.is_ok() {
         let failures = provider.borrow_and_update().failures;

@@ -11,11 +11,13 @@ mod http_route;
 mod rule;
 mod status;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use k8s_openapi::jiff::Timestamp;
 
 use crate::index::Index;
+use crate::object::ObjectKey;
 use crate::routing::RouteTable;
 
 pub use status::{ObjectStatus, StatusEntry, StatusSet};
@@ -33,6 +35,13 @@ pub struct TranslateConfig {
     pub controller_name: String,
     /// The address listeners bind when a Gateway names none.
     pub default_bind: IpAddr,
+    /// In a cluster: the container port each (Gateway, listener port)
+    /// binds on `default_bind`, as recorded in the Gateway's Service.
+    /// Gateway addresses then belong to that Service, not to the pods, and a
+    /// listener port without an entry waits (`Programmed: False`, `Pending`).
+    /// `None` in standalone mode, where listeners bind their own ports on
+    /// the Gateway's addresses.
+    pub listener_ports: Option<BTreeMap<(ObjectKey, u16), u16>>,
 }
 
 impl Default for TranslateConfig {
@@ -40,6 +49,7 @@ impl Default for TranslateConfig {
         Self {
             controller_name: DEFAULT_CONTROLLER_NAME.to_string(),
             default_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            listener_ports: None,
         }
     }
 }

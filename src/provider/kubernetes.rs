@@ -130,10 +130,10 @@ where
                 }
             };
             split_status(&mut event, &cluster);
-            if let Some(event) = translator.event(event) {
-                if events.send(event).await.is_err() {
-                    return;
-                }
+            if let Some(event) = translator.event(event)
+                && events.send(event).await.is_err()
+            {
+                return;
             }
         }
     })

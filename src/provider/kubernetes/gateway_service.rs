@@ -96,6 +96,25 @@ fn owner_of(svc: &Service) -> Option<ObjectKey> {
     ))
 }
 
+/// The allocations recorded in existing managed Services.
+pub fn allocated(existing: &[&Service]) -> PortMap {
+    let mut ports = PortMap::new();
+    for svc in existing {
+        let Some(owner) = owner_of(svc) else { continue };
+        for port in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
+            let (Ok(listener), Some(IntOrString::Int(target))) =
+                (u16::try_from(port.port), &port.target_port)
+            else {
+                continue;
+            };
+            if let Ok(target) = u16::try_from(*target) {
+                ports.insert((owner.clone(), listener), target);
+            }
+        }
+    }
+    ports
+}
+
 /// Plans the Services for `gateways` (those of our class), keeping every
 /// allocation recorded in `existing` Services.
 pub fn plan(gateways: &[&Gateway], existing: &[&Service], config: &ServiceConfig) -> Plan {
