@@ -14,6 +14,11 @@ use crate::object::{GATEHOUSE_GROUP, Kind};
 use crate::policy::{Backend, BackendAppProtocol};
 use crate::routing::backend::{EndpointGroup, UpstreamProtocol};
 
+/// The Service annotation choosing how Gatehouse reaches it: `endpoints`
+/// (the default: balance across ready endpoints itself) or `cluster-ip`
+/// (hand the request to the Service IP, for a mesh sidecar to take over).
+pub const UPSTREAM_ANNOTATION: &str = "gatehouse.dev/upstream";
+
 /// The label that ties an EndpointSlice to its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -202,11 +207,56 @@ fn service_group(
             protocol,
         )));
     }
+    // East-west hand-off: send to the cluster IP and let a mesh sidecar in
+    // the Gatehouse pod (Linkerd, Istio) balance and secure the hop.
+    let hand_off = service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(UPSTREAM_ANNOTATION))
+        .map(String::as_str);
+    match hand_off {
+        None | Some("endpoints") => {}
+        Some("cluster-ip") => {
+            let cluster_ip = spec
+                .and_then(|s| s.cluster_ip.as_deref())
+                .filter(|ip| !ip.is_empty() && *ip != "None")
+                .ok_or_else(|| {
+                    Problem::new(
+                        "UnsupportedValue",
+                        format!("Service {namespace}/{name} asks for {UPSTREAM_ANNOTATION}: cluster-ip but has no cluster IP"),
+                    )
+                })?;
+            let port = u16::try_from(port)
+                .map_err(|_| Problem::new("UnsupportedValue", "port out of range"))?;
+            return Ok(Arc::new(EndpointGroup::new(
+                label,
+                vec![authority(cluster_ip, port)?],
+                protocol,
+            )));
+        }
+        Some(other) => {
+            return Err(Problem::new(
+                "UnsupportedValue",
+                format!(
+                    "Service {namespace}/{name}: {UPSTREAM_ANNOTATION} {other:?} is not one of endpoints, cluster-ip"
+                ),
+            ));
+        }
+    }
     let port_name = service_port.name.as_deref().unwrap_or("");
-    let mut endpoints = Vec::new();
+    // With dual-stack Services, use the primary family's slices only, so
+    // each pod is counted once.
+    let family = spec
+        .and_then(|s| s.ip_families.as_ref())
+        .and_then(|f| f.first())
+        .map(String::as_str);
+    let mut ready = Vec::new();
+    let mut terminating = Vec::new();
     for slice in index
         .endpoint_slices()
         .filter(|s| belongs_to(s, namespace, name))
+        .filter(|s| family.is_none_or(|f| s.address_type == f))
     {
         let Some(target) = slice
             .ports
@@ -219,20 +269,27 @@ fn service_group(
             continue;
         };
         for endpoint in &slice.endpoints {
-            // "ready" unset means ready, as the EndpointSlice API says.
-            let ready = endpoint
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true);
-            if !ready {
+            // Unset conditions mean ready and serving, as the EndpointSlice
+            // API says.
+            let conditions = endpoint.conditions.as_ref();
+            let is_ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+            let serving = conditions.and_then(|c| c.serving).unwrap_or(is_ready);
+            let is_terminating = conditions.and_then(|c| c.terminating).unwrap_or(false);
+            let bucket = if is_ready {
+                &mut ready
+            } else if serving && is_terminating {
+                &mut terminating
+            } else {
                 continue;
-            }
+            };
             for address in &endpoint.addresses {
-                endpoints.push(authority(address, target)?);
+                bucket.push(authority(address, target)?);
             }
         }
     }
+    // As kube-proxy does: when no endpoint is ready, keep sending to the
+    // ones still serving while they terminate rather than fail outright.
+    let mut endpoints = if ready.is_empty() { terminating } else { ready };
     endpoints.sort_by(|a, b| a.as_str().cmp(b.as_str()));
     endpoints.dedup();
     Ok(Arc::new(EndpointGroup::new(label, endpoints, protocol)))
