@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::object::{Kind, Object, ObjectKey};
-use crate::policy::{Backend, DirectResponse};
+use crate::policy::{Backend, DirectResponse, GatewayParameters};
 use crate::provider::Event;
 
 #[cfg(test)]
@@ -148,5 +148,7 @@ impl Index {
         backends, backend => Backend(Backend);
         /// Every DirectResponse.
         direct_responses, direct_response => DirectResponse(DirectResponse);
+        /// Every GatewayParameters.
+        gateway_parameters_all, gateway_parameters => GatewayParameters(GatewayParameters);
     }
 }

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use std::fmt;
 
-use crate::policy::{Backend, DirectResponse};
+use crate::policy::{Backend, DirectResponse, GatewayParameters};
 
 /// The kinds of object Gatehouse understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -38,6 +38,8 @@ pub enum Kind {
     Backend,
     /// `gatehouse.dev/v1alpha1` DirectResponse.
     DirectResponse,
+    /// `gatehouse.dev/v1alpha1` GatewayParameters.
+    GatewayParameters,
 }
 
 /// The Gateway API group.
@@ -54,7 +56,7 @@ impl Kind {
             }
             Kind::Namespace | Kind::Service | Kind::Secret => "",
             Kind::EndpointSlice => "discovery.k8s.io",
-            Kind::Backend | Kind::DirectResponse => GATEHOUSE_GROUP,
+            Kind::Backend | Kind::DirectResponse | Kind::GatewayParameters => GATEHOUSE_GROUP,
         }
     }
 
@@ -71,6 +73,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::Backend => "Backend",
             Kind::DirectResponse => "DirectResponse",
+            Kind::GatewayParameters => "GatewayParameters",
         }
     }
 
@@ -82,7 +85,9 @@ impl Kind {
             }
             Kind::Namespace | Kind::Service | Kind::Secret => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
-            Kind::Backend | Kind::DirectResponse => "gatehouse.dev/v1alpha1",
+            Kind::Backend | Kind::DirectResponse | Kind::GatewayParameters => {
+                "gatehouse.dev/v1alpha1"
+            }
         }
     }
 
@@ -105,6 +110,7 @@ impl Kind {
             "Secret" => Kind::Secret,
             "Backend" => Kind::Backend,
             "DirectResponse" => Kind::DirectResponse,
+            "GatewayParameters" => Kind::GatewayParameters,
             _ => return None,
         };
         (k.group() == group).then_some(k)
@@ -120,7 +126,7 @@ impl Kind {
 }
 
 /// Every kind, in the order status is listed.
-pub const ALL_KINDS: [Kind; 10] = [
+pub const ALL_KINDS: [Kind; 11] = [
     Kind::GatewayClass,
     Kind::Gateway,
     Kind::HttpRoute,
@@ -131,6 +137,7 @@ pub const ALL_KINDS: [Kind; 10] = [
     Kind::Secret,
     Kind::Backend,
     Kind::DirectResponse,
+    Kind::GatewayParameters,
 ];
 
 impl fmt::Display for Kind {
@@ -196,6 +203,8 @@ pub enum Object {
     Backend(Backend),
     /// A `gatehouse.dev` DirectResponse.
     DirectResponse(DirectResponse),
+    /// A `gatehouse.dev` GatewayParameters.
+    GatewayParameters(GatewayParameters),
 }
 
 impl Object {
@@ -212,6 +221,7 @@ impl Object {
             Object::Secret(_) => Kind::Secret,
             Object::Backend(_) => Kind::Backend,
             Object::DirectResponse(_) => Kind::DirectResponse,
+            Object::GatewayParameters(_) => Kind::GatewayParameters,
         }
     }
 
@@ -228,6 +238,7 @@ impl Object {
             Object::Secret(o) => &o.metadata,
             Object::Backend(o) => &o.metadata,
             Object::DirectResponse(o) => &o.metadata,
+            Object::GatewayParameters(o) => &o.metadata,
         }
     }
 
@@ -244,6 +255,7 @@ impl Object {
             Object::Secret(o) => &mut o.metadata,
             Object::Backend(o) => &mut o.metadata,
             Object::DirectResponse(o) => &mut o.metadata,
+            Object::GatewayParameters(o) => &mut o.metadata,
         }
     }
 
@@ -289,6 +301,7 @@ impl Object {
             Object::Secret(o) => serde_json::to_value((&o.data, &o.type_)),
             Object::Backend(o) => serde_json::to_value(&o.spec),
             Object::DirectResponse(o) => serde_json::to_value(&o.spec),
+            Object::GatewayParameters(o) => serde_json::to_value(&o.spec),
         };
         payload.unwrap_or_default()
     }

@@ -30,7 +30,7 @@ fn crds_describe_our_kinds_with_schemas() {
         .iter()
         .map(|d| d["spec"]["names"]["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["Backend", "DirectResponse"]);
+    assert_eq!(kinds, ["Backend", "DirectResponse", "GatewayParameters"]);
     for doc in &docs {
         assert_eq!(doc["spec"]["group"], "gatehouse.dev");
         let schema = &doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"];

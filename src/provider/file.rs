@@ -212,6 +212,7 @@ fn parse_object(kind: Kind, doc: &str) -> Result<Object, (Option<usize>, String)
         Kind::Secret => Object::Secret(strict(doc)?),
         Kind::Backend => Object::Backend(strict(doc)?),
         Kind::DirectResponse => Object::DirectResponse(strict(doc)?),
+        Kind::GatewayParameters => Object::GatewayParameters(strict(doc)?),
     })
 }
 

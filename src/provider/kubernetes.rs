@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::Event;
 use crate::object::{Kind, Object};
-use crate::policy::{Backend, DirectResponse};
+use crate::policy::{Backend, DirectResponse, GatewayParameters};
 use status_writer::ClusterStatus;
 
 /// Turns one watcher's events into index events, buffering the initial
@@ -219,6 +219,14 @@ pub fn spawn_watchers(
             all.clone(),
             Kind::Backend,
             Object::Backend,
+            events.clone(),
+            c.clone(),
+        ),
+        spawn_watch::<GatewayParameters>(
+            Api::all(client.clone()),
+            all.clone(),
+            Kind::GatewayParameters,
+            Object::GatewayParameters,
             events.clone(),
             c.clone(),
         ),

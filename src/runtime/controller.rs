@@ -125,7 +125,11 @@ impl Controller {
 
 impl Mode for Controller {
     fn config(&mut self, index: &Index) -> TranslateConfig {
-        let gateways = self.our_gateways(index);
+        let gateways: Vec<_> = self
+            .our_gateways(index)
+            .into_iter()
+            .map(|gw| (gw, gateway_service::parameters_for(index, gw)))
+            .collect();
         let existing = self.managed_services(index);
         let plan = gateway_service::plan(&gateways, &existing, &self.services);
         self.plans.send_if_modified(|current| {

@@ -28,6 +28,33 @@ use crate::routing::{
     Certificate, ListenerProtocol, ListenerRoutes, PortTable, RouteEntry, RouteTable,
 };
 
+/// Why a parametersRef does not resolve to a `gatehouse.dev`
+/// GatewayParameters, if it does not. A GatewayClass must name the
+/// namespace; a Gateway's reference is local to its namespace.
+pub(super) fn parameters_problem(
+    index: &Index,
+    group: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> Option<String> {
+    if group != crate::object::GATEHOUSE_GROUP || kind != "GatewayParameters" {
+        return Some(format!(
+            "parametersRef {} {name} is not supported; use gatehouse.dev/GatewayParameters",
+            group_kind(group, kind)
+        ));
+    }
+    let Some(namespace) = namespace.filter(|n| !n.is_empty()) else {
+        return Some(format!(
+            "parametersRef to GatewayParameters {name} needs a namespace"
+        ));
+    };
+    match index.gateway_parameters(namespace, name) {
+        Some(_) => None,
+        None => Some(format!("GatewayParameters {namespace}/{name} not found")),
+    }
+}
+
 /// Accepts the GatewayClasses naming our controller; returns their names.
 pub(super) fn accept_classes(
     index: &Index,
@@ -43,18 +70,13 @@ pub(super) fn accept_classes(
         }
         let name = metadata.name.clone().unwrap_or_default();
         let generation = metadata.generation;
-        let condition = match &spec.parameters_ref {
-            Some(p) => stamp.condition(
-                "Accepted",
-                false,
-                "InvalidParameters",
-                format!(
-                    "parametersRef {} {} is not supported by this controller",
-                    group_kind(&p.group, &p.kind),
-                    p.name
-                ),
-                generation,
-            ),
+        let problem = spec.parameters_ref.as_ref().and_then(|p| {
+            parameters_problem(index, &p.group, &p.kind, p.namespace.as_deref(), &p.name)
+        });
+        let condition = match problem {
+            Some(message) => {
+                stamp.condition("Accepted", false, "InvalidParameters", message, generation)
+            }
             None => {
                 accepted.insert(name.clone());
                 stamp.condition(
@@ -209,6 +231,11 @@ fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> Gatew
     if spec.infrastructure.is_some() && !in_cluster {
         unsupported.push("spec.infrastructure is not supported in standalone mode".to_string());
     }
+    let invalid_parameters = spec
+        .infrastructure
+        .as_ref()
+        .and_then(|i| i.parameters_ref.as_ref())
+        .and_then(|p| parameters_problem(index, &p.group, &p.kind, Some(&key.namespace), &p.name));
     if spec.tls.is_some() {
         unsupported.push(
             "spec.tls (frontend client validation, backend client certificate) is not supported"
@@ -247,7 +274,9 @@ fn gateway_model(index: &Index, config: &TranslateConfig, gw: &Gateway) -> Gatew
     }
     bind_ips.sort();
     bind_ips.dedup();
-    let rejected = if !unsupported_types.is_empty() {
+    let rejected = if let Some(message) = invalid_parameters {
+        Some(Problem::new("InvalidParameters", message))
+    } else if !unsupported_types.is_empty() {
         Some(Problem::new(
             "UnsupportedAddress",
             unsupported_types.join("; "),

@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::object::{Kind, ObjectKey};
+use crate::policy::{ExternalTrafficPolicy, ServiceParameters};
 
 /// Label naming the Gateway's namespace on its Service.
 pub const GATEWAY_NAMESPACE_LABEL: &str = "gatehouse.dev/gateway-namespace";
@@ -117,7 +118,11 @@ pub fn allocated(existing: &[&Service]) -> PortMap {
 
 /// Plans the Services for `gateways` (those of our class), keeping every
 /// allocation recorded in `existing` Services.
-pub fn plan(gateways: &[&Gateway], existing: &[&Service], config: &ServiceConfig) -> Plan {
+pub fn plan(
+    gateways: &[(&Gateway, ServiceParameters)],
+    existing: &[&Service],
+    config: &ServiceConfig,
+) -> Plan {
     let mut plan = Plan::default();
     // Allocations already made, and every container port in use.
     let mut used: BTreeSet<u16> = BTreeSet::new();
@@ -136,12 +141,12 @@ pub fn plan(gateways: &[&Gateway], existing: &[&Service], config: &ServiceConfig
             plan.ports.insert((owner.clone(), listener), target);
         }
     }
-    let wanted: BTreeSet<ObjectKey> = gateways.iter().map(|gw| gateway_key(gw)).collect();
+    let wanted: BTreeSet<ObjectKey> = gateways.iter().map(|(gw, _)| gateway_key(gw)).collect();
     plan.ports.retain(|(gw, _), _| wanted.contains(gw));
     // Oldest Gateways allocate first, so a restart allocates the same way.
-    let mut ordered: Vec<&&Gateway> = gateways.iter().collect();
-    ordered.sort_by_key(|gw| (gw.metadata.creation_timestamp.clone(), gateway_key(gw)));
-    for gw in ordered {
+    let mut ordered: Vec<&(&Gateway, ServiceParameters)> = gateways.iter().collect();
+    ordered.sort_by_key(|(gw, _)| (gw.metadata.creation_timestamp.clone(), gateway_key(gw)));
+    for (gw, params) in ordered {
         let key = gateway_key(gw);
         let listener_ports: BTreeSet<u16> = gw
             .spec
@@ -176,7 +181,8 @@ pub fn plan(gateways: &[&Gateway], existing: &[&Service], config: &ServiceConfig
                 ..Default::default()
             });
         }
-        plan.services.push(service_for(gw, &key, ports, config));
+        plan.services
+            .push(service_for(gw, &key, ports, params, config));
     }
     plan.stale = existing
         .iter()
@@ -190,16 +196,38 @@ fn service_for(
     gw: &Gateway,
     key: &ObjectKey,
     ports: Vec<ServicePort>,
+    params: &ServiceParameters,
     config: &ServiceConfig,
 ) -> Service {
+    // Parameters first, then the Gateway's own infrastructure labels and
+    // annotations ("SHOULD be propagated"), then our own labels, which win.
     let infrastructure = gw.spec.infrastructure.as_ref();
-    let mut labels: BTreeMap<String, String> = infrastructure
-        .and_then(|i| i.labels.clone())
-        .unwrap_or_default();
+    let mut labels = params.labels.clone();
+    labels.extend(
+        infrastructure
+            .and_then(|i| i.labels.clone())
+            .unwrap_or_default(),
+    );
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     labels.insert(GATEWAY_NAMESPACE_LABEL.into(), key.namespace.clone());
     labels.insert(GATEWAY_NAME_LABEL.into(), key.name.clone());
-    let annotations = infrastructure.and_then(|i| i.annotations.clone());
+    let mut annotations = params.annotations.clone();
+    annotations.extend(
+        infrastructure
+            .and_then(|i| i.annotations.clone())
+            .unwrap_or_default(),
+    );
+    let service_type = params
+        .type_
+        .map_or_else(|| config.service_type.clone(), |t| t.as_str().to_string());
+    let external = matches!(service_type.as_str(), "LoadBalancer" | "NodePort");
+    let external_traffic_policy = params
+        .external_traffic_policy
+        .filter(|_| external)
+        .map(|p| match p {
+            ExternalTrafficPolicy::Cluster => "Cluster".to_string(),
+            ExternalTrafficPolicy::Local => "Local".to_string(),
+        });
     // Static addresses become the load balancer's requested IP.
     let requested_ip = gw
         .spec
@@ -213,18 +241,43 @@ fn service_for(
             name: Some(service_name(key)),
             namespace: Some(config.namespace.clone()),
             labels: Some(labels),
-            annotations,
+            annotations: (!annotations.is_empty()).then_some(annotations),
             ..Default::default()
         },
         spec: Some(ServiceSpec {
-            type_: Some(config.service_type.clone()),
+            load_balancer_ip: requested_ip.filter(|_| service_type == "LoadBalancer"),
+            type_: Some(service_type),
             selector: Some(config.selector.clone()),
             ports: Some(ports),
-            load_balancer_ip: requested_ip.filter(|_| config.service_type == "LoadBalancer"),
+            external_traffic_policy,
             ..Default::default()
         }),
         status: None,
     }
+}
+
+/// The Service parameters of a Gateway: its class's GatewayParameters,
+/// overridden by its own `spec.infrastructure.parametersRef`.
+pub fn parameters_for(index: &crate::index::Index, gw: &Gateway) -> ServiceParameters {
+    let lookup = |namespace: Option<&str>, name: &str| {
+        index
+            .gateway_parameters(namespace.unwrap_or_default(), name)
+            .and_then(|p| p.spec.service.clone())
+            .unwrap_or_default()
+    };
+    let class = index
+        .gateway_class("", &gw.spec.gateway_class_name)
+        .and_then(|c| c.spec.parameters_ref.as_ref())
+        .map(|p| lookup(p.namespace.as_deref(), &p.name))
+        .unwrap_or_default();
+    let own = gw
+        .spec
+        .infrastructure
+        .as_ref()
+        .and_then(|i| i.parameters_ref.as_ref())
+        .map(|p| lookup(gw.metadata.namespace.as_deref(), &p.name))
+        .unwrap_or_default();
+    class.overridden_by(&own)
 }
 
 #[cfg(test)]
@@ -269,6 +322,38 @@ mod tests {
         }
     }
 
+    fn none() -> ServiceParameters {
+        ServiceParameters::default()
+    }
+
+    #[test]
+    fn parameters_and_infrastructure_shape_the_service() {
+        let mut a = mk_gateway("web", "public", 1, &[80]);
+        a.spec.infrastructure = Some(gateway_api::gateways::GatewayInfrastructure {
+            labels: Some(BTreeMap::from([("team".into(), "web".into())])),
+            annotations: Some(BTreeMap::from([("note".into(), "from-gateway".into())])),
+            parameters_ref: None,
+        });
+        let params = ServiceParameters {
+            type_: Some(crate::policy::ServiceType::NodePort),
+            annotations: BTreeMap::from([
+                ("note".into(), "from-params".into()),
+                ("lb".into(), "internal".into()),
+            ]),
+            labels: BTreeMap::new(),
+            external_traffic_policy: Some(ExternalTrafficPolicy::Local),
+        };
+        let plan = plan(&[(&a, params)], &[], &mk_config());
+        let svc = &plan.services[0];
+        let spec = svc.spec.as_ref().unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.external_traffic_policy.as_deref(), Some("Local"));
+        let annotations = svc.metadata.annotations.as_ref().unwrap();
+        assert_eq!(annotations["note"], "from-gateway");
+        assert_eq!(annotations["lb"], "internal");
+        assert_eq!(svc.metadata.labels.as_ref().unwrap()["team"], "web");
+    }
+
     fn gw(ns: &str, name: &str) -> ObjectKey {
         ObjectKey::new(Kind::Gateway, ns, name)
     }
@@ -277,7 +362,7 @@ mod tests {
     fn two_gateways_on_port_80_get_distinct_container_ports() {
         let a = mk_gateway("web", "public", 1, &[80, 443]);
         let b = mk_gateway("web", "internal", 2, &[80]);
-        let plan = plan(&[&b, &a], &[], &mk_config());
+        let plan = plan(&[(&b, none()), (&a, none())], &[], &mk_config());
         assert_eq!(plan.ports[&(gw("web", "public"), 80)], 10000);
         assert_eq!(plan.ports[&(gw("web", "public"), 443)], 10001);
         assert_eq!(plan.ports[&(gw("web", "internal"), 80)], 10002);
@@ -296,17 +381,21 @@ mod tests {
     fn allocations_survive_restarts_and_other_gateways_coming_and_going() {
         let a = mk_gateway("web", "public", 1, &[80]);
         let b = mk_gateway("web", "internal", 2, &[80]);
-        let first = plan(&[&a, &b], &[], &mk_config());
+        let first = plan(&[(&a, none()), (&b, none())], &[], &mk_config());
         // A restart: the same Services exist; a new older Gateway appears.
         let existing: Vec<&Service> = first.services.iter().collect();
         let c = mk_gateway("aaa", "first", 0, &[80]);
-        let second = plan(&[&c, &a, &b], &existing, &mk_config());
+        let second = plan(
+            &[(&c, none()), (&a, none()), (&b, none())],
+            &existing,
+            &mk_config(),
+        );
         assert_eq!(second.ports[&(gw("web", "public"), 80)], 10000);
         assert_eq!(second.ports[&(gw("web", "internal"), 80)], 10001);
         assert_eq!(second.ports[&(gw("aaa", "first"), 80)], 10002);
         // Gateway removed: its Service is stale and its port is freed.
         let existing: Vec<&Service> = second.services.iter().collect();
-        let third = plan(&[&c, &b], &existing, &mk_config());
+        let third = plan(&[(&c, none()), (&b, none())], &existing, &mk_config());
         assert_eq!(third.stale, vec!["gw-web-public".to_string()]);
         assert!(!third.ports.contains_key(&(gw("web", "public"), 80)));
         assert_eq!(third.ports[&(gw("web", "internal"), 80)], 10001);
@@ -315,7 +404,7 @@ mod tests {
     #[test]
     fn an_exhausted_range_is_reported() {
         let a = mk_gateway("web", "a", 1, &[1, 2, 3, 4, 5]);
-        let plan = plan(&[&a], &[], &mk_config());
+        let plan = plan(&[(&a, none())], &[], &mk_config());
         assert_eq!(plan.exhausted, vec![(gw("web", "a"), 5)]);
     }
 
