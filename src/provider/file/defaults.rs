@@ -31,6 +31,15 @@ pub(super) fn apply(object: &mut Object) {
         Object::HttpRoute(route) => http_route(route),
         Object::Service(svc) => service(svc),
         Object::Secret(secret) => secret_data(secret),
+        Object::Namespace(ns) => {
+            // The API server labels every Namespace with its own name.
+            if let Some(name) = ns.metadata.name.clone() {
+                ns.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert("kubernetes.io/metadata.name".into(), name);
+            }
+        }
         _ => {}
     }
 }

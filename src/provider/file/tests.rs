@@ -173,3 +173,10 @@ fn duplicate_objects_are_rejected() {
     assert!(err.message.contains("more than once"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn namespaces_get_their_metadata_name_label() {
+    let loaded = parse("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n").unwrap();
+    let labels = loaded.objects[0].meta().labels.clone().unwrap();
+    assert_eq!(labels["kubernetes.io/metadata.name"], "shop");
+}
