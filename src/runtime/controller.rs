@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gateway_api::gateways::{Gateway, GatewayStatusAddresses};
+use gateway_api::gateways::{Gateway, GatewayStatus, GatewayStatusAddresses};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
@@ -150,6 +150,7 @@ impl Mode for Controller {
     fn finish(&mut self, index: &Index, translation: &mut Translation) {
         let now = k8s_openapi::jiff::Timestamp::now();
         for (key, entry) in &mut translation.status.entries {
+            let generation = entry.generation;
             let (Kind::Gateway, ObjectStatus::Gateway(status)) = (key.kind, &mut entry.status)
             else {
                 continue;
@@ -158,8 +159,6 @@ impl Mode for Controller {
                 &self.services.namespace,
                 &gateway_service::service_name(key),
             );
-            let addresses = service.map(service_addresses).unwrap_or_default();
-            status.addresses = (!addresses.is_empty()).then(|| addresses.clone());
             let requested: Vec<String> = index
                 .gateway(&key.namespace, &key.name)
                 .and_then(|gw| gw.spec.addresses.clone())
@@ -167,32 +166,49 @@ impl Mode for Controller {
                 .into_iter()
                 .filter_map(|a| a.value)
                 .collect();
-            let missing: Vec<&String> = requested
-                .iter()
-                .filter(|r| !addresses.iter().any(|a| &a.value == *r))
-                .collect();
-            if !missing.is_empty() {
-                let message = format!(
-                    "the Service {} did not get the requested addresses {missing:?}",
-                    gateway_service::service_name(key)
-                );
-                let conditions = status.conditions.get_or_insert_with(Vec::new);
-                conditions.retain(|c| c.type_ != "Programmed");
-                conditions.push(Condition {
-                    type_: "Programmed".into(),
-                    status: "False".into(),
-                    reason: "AddressNotAssigned".into(),
-                    message,
-                    observed_generation: entry.generation,
-                    last_transition_time: Time(now),
-                });
-            }
+            addresses_from_service(status, service, &requested, generation, now);
         }
     }
 
     fn debounce(&self) -> Duration {
         Duration::from_millis(50)
     }
+}
+
+/// Sets a Gateway's `status.addresses` from its Service and, when the
+/// Service did not get the addresses the Gateway asked for, marks it
+/// `Programmed: False` with `AddressNotAssigned`.
+fn addresses_from_service(
+    status: &mut GatewayStatus,
+    service: Option<&Service>,
+    requested: &[String],
+    generation: Option<i64>,
+    now: k8s_openapi::jiff::Timestamp,
+) {
+    let addresses = service.map(service_addresses).unwrap_or_default();
+    status.addresses = (!addresses.is_empty()).then(|| addresses.clone());
+    let missing: Vec<&String> = requested
+        .iter()
+        .filter(|r| !addresses.iter().any(|a| &a.value == *r))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let service_name = service
+        .and_then(|s| s.metadata.name.as_deref())
+        .unwrap_or("(not created yet)");
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions.retain(|c| c.type_ != "Programmed");
+    conditions.push(Condition {
+        type_: "Programmed".into(),
+        status: "False".into(),
+        reason: "AddressNotAssigned".into(),
+        message: format!(
+            "the Service {service_name} did not get the requested addresses {missing:?}"
+        ),
+        observed_generation: generation,
+        last_transition_time: Time(now),
+    });
 }
 
 /// A Service's addresses as Gateway status shows them: load-balancer
@@ -294,4 +310,98 @@ fn spawn_service_applier(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+    };
+
+    fn mk_service(cluster_ip: &str, ingress: &[&str]) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(cluster_ip.into()),
+                ..Default::default()
+            }),
+            status: Some(ServiceStatus {
+                load_balancer: Some(LoadBalancerStatus {
+                    ingress: Some(
+                        ingress
+                            .iter()
+                            .map(|ip| LoadBalancerIngress {
+                                ip: Some((*ip).into()),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    ),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn programmed(status: &GatewayStatus) -> Option<&Condition> {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Programmed")
+    }
+
+    #[test]
+    fn gateway_addresses_come_from_the_service() {
+        let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
+        let mut status = GatewayStatus::default();
+        addresses_from_service(
+            &mut status,
+            Some(&mk_service("10.96.0.5", &["203.0.113.7"])),
+            &[],
+            Some(1),
+            now,
+        );
+        assert_eq!(status.addresses.as_ref().unwrap()[0].value, "203.0.113.7");
+        assert!(programmed(&status).is_none());
+        // No load balancer yet: the cluster IP.
+        let mut status = GatewayStatus::default();
+        addresses_from_service(
+            &mut status,
+            Some(&mk_service("10.96.0.5", &[])),
+            &[],
+            Some(1),
+            now,
+        );
+        assert_eq!(status.addresses.as_ref().unwrap()[0].value, "10.96.0.5");
+    }
+
+    #[test]
+    fn requested_addresses_the_service_did_not_get_are_not_assigned() {
+        let now = k8s_openapi::jiff::Timestamp::UNIX_EPOCH;
+        let mut status = GatewayStatus::default();
+        let service = mk_service("10.96.0.5", &["203.0.113.7"]);
+        addresses_from_service(
+            &mut status,
+            Some(&service),
+            &["203.0.113.9".into()],
+            Some(2),
+            now,
+        );
+        let c = programmed(&status).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "AddressNotAssigned")
+        );
+        assert_eq!(c.observed_generation, Some(2));
+        let mut status = GatewayStatus::default();
+        addresses_from_service(
+            &mut status,
+            Some(&service),
+            &["203.0.113.7".into()],
+            Some(2),
+            now,
+        );
+        assert!(programmed(&status).is_none());
+    }
 }
