@@ -65,6 +65,13 @@ pub trait Mode: Send + 'static {
     fn debounce(&self) -> Duration {
         Duration::ZERO
     }
+    /// Sees every event before the index applies it.
+    fn observe(&mut self, _event: &Event) {}
+    /// Whether the index is complete enough to translate (e.g. every
+    /// watcher has listed once); until then nothing is served or written.
+    fn synced(&self) -> bool {
+        true
+    }
 }
 
 /// Standalone mode: fixed settings.
@@ -211,6 +218,7 @@ async fn index_task(
             _ = shutdown.changed() => None,
         };
         let Some(event) = event else { return };
+        mode.observe(&event);
         let mut changed = index.handle(event);
         // A burst of changes (a relist, an `kubectl apply` of many objects)
         // becomes one translation.
@@ -219,9 +227,12 @@ async fn index_task(
             tokio::time::sleep(debounce).await;
         }
         while let Ok(event) = events.try_recv() {
+            mode.observe(&event);
             changed |= index.handle(event);
         }
-        if !changed && translated_once {
+        // A partial index would serve 500s for Services not listed yet and
+        // write status that flaps: wait until the mode says it is whole.
+        if !mode.synced() || (!changed && translated_once) {
             continue;
         }
         translated_once = true;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
     group = "gatehouse.dev",
     version = "v1alpha1",
     kind = "GatewayParameters",
+    plural = "gatewayparameters",
     namespaced,
     derive = "PartialEq",
     derive = "Default"

@@ -71,6 +71,14 @@ impl WatchTranslator {
     }
 }
 
+fn is_not_found(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status)) => status.code == 404,
+        _ => false,
+    }
+}
+
 fn strip_managed_fields<K: Resource>(mut object: K) -> K {
     object.meta_mut().managed_fields = None;
     object
@@ -119,16 +127,31 @@ where
 {
     tokio::spawn(async move {
         let mut translator = WatchTranslator::new(kind);
+        let mut listed = false;
         let stream = watcher::watcher(api, config).default_backoff();
         futures_util::pin_mut!(stream);
         while let Some(item) = stream.next().await {
             let mut event = match item {
                 Ok(event) => map_event(event, |k| wrap(strip_managed_fields(k))),
                 Err(error) => {
-                    tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
+                    // A kind whose CRD is not installed lists as empty, so
+                    // the other kinds are still served; the watcher keeps
+                    // retrying and picks the CRD up once it appears.
+                    if !listed && is_not_found(&error) {
+                        tracing::warn!(%kind, "not served by the API server (CRD not installed?); treating it as empty");
+                        listed = true;
+                        if events.send(Event::Restart(kind, Vec::new())).await.is_err() {
+                            return;
+                        }
+                    } else {
+                        tracing::warn!(%kind, %error, "watch failed; retrying with backoff");
+                    }
                     continue;
                 }
             };
+            if matches!(event, WatchEvent::InitDone) {
+                listed = true;
+            }
             split_status(&mut event, &cluster);
             if let Some(event) = translator.event(event)
                 && events.send(event).await.is_err()
@@ -138,6 +161,10 @@ where
         }
     })
 }
+
+/// Every kind the controller watches; translation waits for each one's
+/// first list.
+pub const WATCHED_KINDS: [Kind; 11] = crate::object::ALL_KINDS;
 
 /// Starts a watcher per kind; returns their tasks and the status the
 /// cluster shows for our kinds. The tasks end when `events` closes.

@@ -6,7 +6,7 @@
 //! container ports recorded in each Gateway's Service; only the Lease
 //! holder allocates them (by writing the Services) and writes status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,10 +23,11 @@ use tokio::sync::{mpsc, watch};
 use super::{Gatehouse, Mode, start_pipeline};
 use crate::index::Index;
 use crate::object::Kind;
+use crate::provider::Event;
 use crate::provider::kubernetes::gateway_service::{self, Plan, ServiceConfig};
 use crate::provider::kubernetes::lease::{LeaseConfig, spawn_leader_election};
-use crate::provider::kubernetes::spawn_watchers;
 use crate::provider::kubernetes::status_writer::{FIELD_MANAGER, spawn_status_writer};
+use crate::provider::kubernetes::{WATCHED_KINDS, spawn_watchers};
 use crate::proxy::ProxyConfig;
 use crate::translate::{ObjectStatus, TranslateConfig, Translation};
 
@@ -80,6 +81,7 @@ pub async fn start_controller(options: ControllerOptions) -> anyhow::Result<Gate
         translate,
         services,
         plans: plans_tx,
+        listed: BTreeSet::new(),
     };
     let gatehouse = start_pipeline(events_rx, mode, None, proxy, admin_addr).await?;
     let leader = spawn_leader_election(client.clone(), lease, gatehouse.shutdown_signal());
@@ -101,6 +103,8 @@ struct Controller {
     translate: TranslateConfig,
     services: ServiceConfig,
     plans: watch::Sender<Arc<Plan>>,
+    /// Kinds whose watcher has delivered its first complete list.
+    listed: BTreeSet<Kind>,
 }
 
 impl Controller {
@@ -172,6 +176,16 @@ impl Mode for Controller {
 
     fn debounce(&self) -> Duration {
         Duration::from_millis(50)
+    }
+
+    fn observe(&mut self, event: &Event) {
+        if let Event::Restart(kind, _) = event {
+            self.listed.insert(*kind);
+        }
+    }
+
+    fn synced(&self) -> bool {
+        WATCHED_KINDS.iter().all(|k| self.listed.contains(k))
     }
 }
 
