@@ -107,6 +107,9 @@ pub struct Gatehouse {
     shutdown: watch::Sender<bool>,
     listeners_task: JoinHandle<()>,
     admin_task: JoinHandle<()>,
+    /// Tasks that finish their own work on shutdown (e.g. releasing the
+    /// leader Lease), awaited after the listeners have drained.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Gatehouse {
@@ -120,7 +123,20 @@ impl Gatehouse {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.listeners_task.await;
+        for task in self.background {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background task did not finish within 5s of shutdown");
+            }
+        }
         self.admin_task.abort();
+    }
+
+    /// Adds a task to await on shutdown.
+    pub fn await_on_shutdown(&mut self, task: JoinHandle<()>) {
+        self.background.push(task);
     }
 }
 
@@ -199,6 +215,7 @@ pub async fn start_pipeline(
         shutdown,
         listeners_task,
         admin_task,
+        background: Vec::new(),
     })
 }
 

@@ -83,8 +83,10 @@ pub async fn start_controller(options: ControllerOptions) -> anyhow::Result<Gate
         plans: plans_tx,
         listed: BTreeSet::new(),
     };
-    let gatehouse = start_pipeline(events_rx, mode, None, proxy, admin_addr).await?;
-    let leader = spawn_leader_election(client.clone(), lease, gatehouse.shutdown_signal());
+    let mut gatehouse = start_pipeline(events_rx, mode, None, proxy, admin_addr).await?;
+    let (leader, election) =
+        spawn_leader_election(client.clone(), lease, gatehouse.shutdown_signal());
+    gatehouse.await_on_shutdown(election);
     spawn_status_writer(
         client.clone(),
         controller_name,

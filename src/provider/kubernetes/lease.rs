@@ -100,14 +100,14 @@ pub fn next_spec(
 
 /// Runs leader election until `shutdown` fires, publishing whether we lead.
 /// On shutdown the Lease is released so a successor need not wait for it
-/// to expire.
+/// to expire: await the returned task before exiting.
 pub fn spawn_leader_election(
     client: Client,
     config: LeaseConfig,
     mut shutdown: watch::Receiver<bool>,
-) -> watch::Receiver<bool> {
+) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (leader_tx, leader_rx) = watch::channel(false);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &config.namespace);
         let mut last_renewal: Option<std::time::Instant> = None;
         loop {
@@ -138,11 +138,15 @@ pub fn spawn_leader_election(
             }
         }
         if *leader_tx.borrow() {
-            let _ = release(&api, &config).await;
+            // Step down first, so nothing more is written as leader.
             leader_tx.send_replace(false);
+            match release(&api, &config).await {
+                Ok(()) => tracing::info!("released the leader Lease"),
+                Err(error) => tracing::warn!(%error, "cannot release the leader Lease"),
+            }
         }
     });
-    leader_rx
+    (leader_rx, task)
 }
 
 async fn step(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Error> {

@@ -209,12 +209,20 @@ pub fn spawn_status_writer(
         }
     });
     tokio::spawn(async move {
+        // The last patch queued per object: the cluster's copy lags our
+        // writes, so without this the same patch would go out again on
+        // every change until the watch catches up. Forgotten on resync and
+        // on a new term, so nothing stays unwritten for long.
+        let mut sent: BTreeMap<ObjectKey, Value> = BTreeMap::new();
         loop {
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
                 changed = current.changed() => if changed.is_err() { return },
-                changed = leader.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(RESYNC) => {}
+                changed = leader.changed() => {
+                    if changed.is_err() { return }
+                    sent.clear();
+                }
+                _ = tokio::time::sleep(RESYNC) => sent.clear(),
             }
             if !*leader.borrow_and_update() {
                 continue;
@@ -223,10 +231,16 @@ pub fn spawn_status_writer(
             let seen = current.borrow_and_update().clone();
             for (key, entry) in &wanted.entries {
                 let Some(patch) = status_patch(key, entry, seen.get(key), &controller_name) else {
+                    sent.remove(key);
                     continue;
                 };
-                if queue.try_send((key.clone(), patch)).is_err() {
+                if sent.get(key) == Some(&patch) {
+                    continue;
+                }
+                if queue.try_send((key.clone(), patch.clone())).is_err() {
                     metrics.status_write_drops.inc();
+                } else {
+                    sent.insert(key.clone(), patch);
                 }
             }
         }
