@@ -9,6 +9,7 @@ pub mod describe;
 pub mod filter;
 pub mod host;
 pub mod matcher;
+pub mod route_set;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use backend::BackendSet;
 use filter::Filters;
 use host::HostMap;
 use matcher::{Precedence, RequestMatch};
+use route_set::RouteSet;
 
 /// The whole routing table.
 #[derive(Debug, Default, Serialize)]
@@ -80,8 +82,8 @@ pub struct ListenerRoutes {
     pub listener: String,
     /// The listener's port (for redirects).
     pub port: u16,
-    /// Route entries by route hostname, each list sorted by precedence.
-    pub hosts: HostMap<Vec<RouteEntry>>,
+    /// Route entries by route hostname, indexed by path.
+    pub hosts: HostMap<RouteSet>,
 }
 
 /// One match of one rule, placed by precedence.
@@ -143,12 +145,10 @@ impl PortTable {
     /// "the largest number of characters in a matching non-wildcard hostname".
     pub fn select(&self, req: &RequestFacts<'_>) -> Option<(&ListenerRoutes, &RouteEntry)> {
         let listener = self.listeners.best(req.host)?;
-        let entry = listener.hosts.candidates(req.host).find_map(|entries| {
-            entries.iter().find(|e| {
-                e.matcher
-                    .matches(req.method, req.path, req.query, req.headers)
-            })
-        })?;
+        let entry = listener
+            .hosts
+            .candidates(req.host)
+            .find_map(|set| set.find(req))?;
         Some((listener, entry))
     }
 }

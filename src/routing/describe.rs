@@ -83,7 +83,7 @@ pub fn describe(table: &RouteTable) -> String {
             hosts.sort_by(|a, b| a.0.cmp(&b.0));
             for (host, entries) in hosts {
                 let _ = writeln!(out, "    host {}", host.as_deref().unwrap_or("*"));
-                for entry in entries {
+                for entry in entries.entries() {
                     let _ = writeln!(out, "      {}", entry_line(entry));
                 }
             }

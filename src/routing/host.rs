@@ -109,6 +109,15 @@ impl<T> HostMap<T> {
             .chain(self.any.as_mut())
     }
 
+    /// The same patterns with every value converted by `f`.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> HostMap<U> {
+        HostMap {
+            exact: self.exact.into_iter().map(|(k, v)| (k, f(v))).collect(),
+            wildcards: self.wildcards.into_iter().map(|(k, v)| (k, f(v))).collect(),
+            any: self.any.map(f),
+        }
+    }
+
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcards.is_empty() && self.any.is_none()

@@ -24,6 +24,7 @@ use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
 use crate::index::Index;
 use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
 use crate::routing::host::{HostMap, host_matches};
+use crate::routing::route_set::RouteSet;
 use crate::routing::{
     Certificate, ListenerProtocol, ListenerRoutes, PortTable, RouteEntry, RouteTable,
 };
@@ -683,13 +684,14 @@ pub(super) fn build_table(gateways: &mut [GatewayModel], generation: u64) -> Rou
     let mut ports: BTreeMap<SocketAddr, PortTable> = BTreeMap::new();
     for gw in gateways.iter_mut() {
         for listener in &mut gw.listeners {
-            let mut hosts = std::mem::take(&mut listener.hosts);
+            let hosts = std::mem::take(&mut listener.hosts);
             let Some(protocol) = listener.protocol.filter(|_| listener.programmed()) else {
                 continue;
             };
-            for entries in hosts.values_mut() {
+            let hosts = hosts.map(|mut entries| {
                 entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-            }
+                RouteSet::new(entries)
+            });
             let routes = Arc::new(ListenerRoutes {
                 gateway: gw.key.clone(),
                 gateway_label: format!("{}/{}", gw.key.namespace, gw.key.name).into(),

@@ -117,7 +117,7 @@ fn rules(table: &RouteTable) -> BTreeMap<String, serde_json::Value> {
         .values()
         .flat_map(|port| port.listeners.values())
         .flat_map(|listener| listener.hosts.values())
-        .flatten();
+        .flat_map(|set| set.entries());
     for entry in entries {
         let rule = &entry.rule;
         let key = format!("{} rule {}", rule.route_label, rule.rule_index);
