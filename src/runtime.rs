@@ -255,11 +255,13 @@ async fn index_task(
         translated_once = true;
         let config = mode.config(&index);
         let now = k8s_openapi::jiff::Timestamp::now();
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let translation = translate(&index, &config, now);
             (index, translation)
         })
         .await;
+        let translate_ms = started.elapsed().as_secs_f64() * 1e3;
         let (returned, mut translation) = match result {
             Ok(pair) => pair,
             Err(error) => {
@@ -278,6 +280,7 @@ async fn index_task(
         tracing::info!(
             generation = table.generation,
             listeners = table.listeners.len(),
+            translate_ms,
             "config applied"
         );
         if tables.send(table).is_err() {

@@ -69,20 +69,43 @@ pub struct Loaded {
 /// Reads every object under `path` (a file, or a directory searched
 /// recursively for `*.yaml`, `*.yml` and `*.json`, in name order).
 pub fn load_path(path: &Path) -> Result<Loaded, LoadError> {
+    load_path_cached(path, &mut DocumentCache::default())
+}
+
+/// What parsing one document gave, kept by the document's text so that a
+/// reload parses only the documents that changed.
+#[derive(Clone, Debug)]
+enum Parsed {
+    Object(Box<Object>),
+    Skipped(String),
+    Empty,
+}
+
+/// Parsed documents by their text, from the latest successful read.
+#[derive(Debug, Default)]
+pub struct DocumentCache {
+    docs: std::collections::HashMap<String, Parsed>,
+}
+
+/// Like [`load_path`], reusing (and then replacing) `cache`: unchanged
+/// documents are cloned from it instead of parsed again.
+pub fn load_path_cached(path: &Path, cache: &mut DocumentCache) -> Result<Loaded, LoadError> {
     let mut files = Vec::new();
     collect_files(path, &mut files)?;
     let mut loaded = Loaded::default();
+    let mut next = DocumentCache::default();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| LoadError {
             file: file.clone(),
             line: None,
             message: format!("cannot read: {e}"),
         })?;
-        let one = parse_documents(&file, &text)?;
+        let one = parse_file(&file, &text, cache, &mut next)?;
         loaded.objects.extend(one.objects);
         loaded.skipped.extend(one.skipped);
     }
     check_duplicates(&loaded.objects, path)?;
+    *cache = next;
     Ok(loaded)
 }
 
@@ -160,68 +183,121 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
 /// Parses one file's text: every document must be a known kind with valid
 /// fields, or an unknown kind (skipped and reported).
 pub fn parse_documents(file: &Path, text: &str) -> Result<Loaded, LoadError> {
+    parse_file(
+        file,
+        text,
+        &DocumentCache::default(),
+        &mut DocumentCache::default(),
+    )
+}
+
+fn parse_file(
+    file: &Path,
+    text: &str,
+    previous: &DocumentCache,
+    next: &mut DocumentCache,
+) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
     for (start, doc) in split_documents(text) {
-        let err = |line: Option<usize>, message: String| LoadError {
-            file: file.to_path_buf(),
-            line,
-            message,
+        let parsed = match previous.docs.get(&doc) {
+            Some(parsed) => parsed.clone(),
+            None => parse_document(file, start, &doc)?,
         };
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(&doc)
-            .map_err(|e| err(yaml_line(&e, start).or(Some(start)), yaml_message(&e)))?;
-        if value.is_null() {
-            continue;
-        }
-        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or("");
-        let (api_version, kind) = (field("apiVersion"), field("kind"));
-        if api_version.is_empty() || kind.is_empty() {
-            return Err(err(
-                Some(start),
-                "document has no apiVersion or kind".to_string(),
-            ));
-        }
-        let Some(k) = Kind::from_type_meta(api_version, kind) else {
-            loaded.skipped.push(Skipped {
+        match &parsed {
+            Parsed::Object(object) => loaded.objects.push((**object).clone()),
+            Parsed::Skipped(reason) => loaded.skipped.push(Skipped {
                 file: file.to_path_buf(),
                 line: start,
-                reason: format!("unknown kind {kind} in {api_version}"),
-            });
-            continue;
-        };
-        let object = parse_object(k, &doc)
-            .map_err(|(line, message)| err(line.map(|l| l + start - 1).or(Some(start)), message))?;
-        let mut object = object;
-        defaults::apply(&mut object);
-        if object.meta().name.as_deref().unwrap_or("").is_empty() {
-            return Err(err(Some(start), format!("{kind} has no metadata.name")));
+                reason: reason.clone(),
+            }),
+            Parsed::Empty => {}
         }
-        loaded.objects.push(object);
+        next.docs.insert(doc, parsed);
     }
     Ok(loaded)
 }
 
-fn parse_object(kind: Kind, doc: &str) -> Result<Object, (Option<usize>, String)> {
+/// Parses one document starting on line `start` of `file`.
+fn parse_document(file: &Path, start: usize, doc: &str) -> Result<Parsed, LoadError> {
+    let err = |line: Option<usize>, message: String| LoadError {
+        file: file.to_path_buf(),
+        line,
+        message,
+    };
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(doc)
+        .map_err(|e| err(yaml_line(&e, start).or(Some(start)), yaml_message(&e)))?;
+    if value.is_null() {
+        return Ok(Parsed::Empty);
+    }
+    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or("");
+    let (api_version, kind) = (field("apiVersion").to_string(), field("kind").to_string());
+    if api_version.is_empty() || kind.is_empty() {
+        return Err(err(
+            Some(start),
+            "document has no apiVersion or kind".to_string(),
+        ));
+    }
+    let Some(k) = Kind::from_type_meta(&api_version, &kind) else {
+        return Ok(Parsed::Skipped(format!(
+            "unknown kind {kind} in {api_version}"
+        )));
+    };
+    // Deserialize from the parsed value; only when that fails, parse the
+    // text again to say on which line.
+    let mut object = match parse_object(k, value) {
+        Ok(object) => object,
+        Err((_, message)) => {
+            let line = parse_object_text(k, doc).err().and_then(|(line, _)| line);
+            return Err(err(line.map(|l| l + start - 1).or(Some(start)), message));
+        }
+    };
+    defaults::apply(&mut object);
+    if object.meta().name.as_deref().unwrap_or("").is_empty() {
+        return Err(err(Some(start), format!("{kind} has no metadata.name")));
+    }
+    Ok(Parsed::Object(Box::new(object)))
+}
+
+fn parse_object_text(kind: Kind, doc: &str) -> Result<Object, (Option<usize>, String)> {
+    let de = serde_yaml_ng::Deserializer::from_str(doc);
+    parse_with(kind, de)
+}
+
+fn parse_object(
+    kind: Kind,
+    value: serde_yaml_ng::Value,
+) -> Result<Object, (Option<usize>, String)> {
+    parse_with(kind, value)
+}
+
+fn parse_with<'de, D>(kind: Kind, de: D) -> Result<Object, (Option<usize>, String)>
+where
+    D: serde::Deserializer<'de, Error = serde_yaml_ng::Error>,
+{
     Ok(match kind {
-        Kind::GatewayClass => Object::GatewayClass(strict(doc)?),
-        Kind::Gateway => Object::Gateway(strict(doc)?),
-        Kind::HttpRoute => Object::HttpRoute(strict(doc)?),
-        Kind::ReferenceGrant => Object::ReferenceGrant(strict(doc)?),
-        Kind::Namespace => Object::Namespace(strict(doc)?),
-        Kind::Service => Object::Service(strict(doc)?),
-        Kind::EndpointSlice => Object::EndpointSlice(strict(doc)?),
-        Kind::Secret => Object::Secret(strict(doc)?),
-        Kind::Backend => Object::Backend(strict(doc)?),
-        Kind::DirectResponse => Object::DirectResponse(strict(doc)?),
-        Kind::GatewayParameters => Object::GatewayParameters(strict(doc)?),
+        Kind::GatewayClass => Object::GatewayClass(strict(de)?),
+        Kind::Gateway => Object::Gateway(strict(de)?),
+        Kind::HttpRoute => Object::HttpRoute(strict(de)?),
+        Kind::ReferenceGrant => Object::ReferenceGrant(strict(de)?),
+        Kind::Namespace => Object::Namespace(strict(de)?),
+        Kind::Service => Object::Service(strict(de)?),
+        Kind::EndpointSlice => Object::EndpointSlice(strict(de)?),
+        Kind::Secret => Object::Secret(strict(de)?),
+        Kind::Backend => Object::Backend(strict(de)?),
+        Kind::DirectResponse => Object::DirectResponse(strict(de)?),
+        Kind::GatewayParameters => Object::GatewayParameters(strict(de)?),
     })
 }
 
 /// Deserializes one document, failing on fields the type does not have, as
 /// `kubectl apply` does with strict field validation. `status` is ignored, as
 /// the API server ignores it on the main resource.
-fn strict<T: DeserializeOwned>(doc: &str) -> Result<T, (Option<usize>, String)> {
+fn strict<'de, T, D>(de: D) -> Result<T, (Option<usize>, String)>
+where
+    T: DeserializeOwned,
+    D: serde::Deserializer<'de, Error = serde_yaml_ng::Error>,
+{
     let mut unknown = Vec::new();
-    let de = serde_yaml_ng::Deserializer::from_str(doc);
     let value: T = serde_ignored::deserialize(de, |path| {
         let path = field_path(&path);
         // `apiVersion` and `kind` were checked already; the generated root
@@ -274,7 +350,9 @@ fn yaml_message(e: &serde_yaml_ng::Error) -> String {
 /// `metadata.generation` and `creationTimestamp` as the API server does.
 #[derive(Clone, Debug)]
 struct Remembered {
-    payload: serde_json::Value,
+    /// The object as read, before stamping: equal objects need no payload
+    /// comparison (and with the document cache most are equal).
+    object: Object,
     generation: i64,
     created: Time,
 }
@@ -293,16 +371,21 @@ impl MetadataStamper {
         let mut next = BTreeMap::new();
         for object in objects.iter_mut() {
             let key = object.key();
-            let payload = object.generation_payload();
             let remembered = match self.seen.remove(&key) {
-                Some(prev) if prev.payload == payload => prev,
+                Some(prev) if prev.object == *object => prev,
+                Some(prev) if prev.object.generation_payload() == object.generation_payload() => {
+                    Remembered {
+                        object: object.clone(),
+                        ..prev
+                    }
+                }
                 Some(prev) => Remembered {
-                    payload,
+                    object: object.clone(),
                     generation: prev.generation + 1,
                     created: prev.created,
                 },
                 None => Remembered {
-                    payload,
+                    object: object.clone(),
                     generation: 1,
                     created: Time(now),
                 },

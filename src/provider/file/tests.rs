@@ -180,3 +180,41 @@ fn namespaces_get_their_metadata_name_label() {
     let labels = loaded.objects[0].meta().labels.clone().unwrap();
     assert_eq!(labels["kubernetes.io/metadata.name"], "shop");
 }
+
+#[test]
+fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svc = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
+        )
+    };
+    let write = |b_port: u16| {
+        std::fs::write(
+            dir.join("a.yaml"),
+            format!("{}---\n{}", svc("a", 80), svc("b", b_port)),
+        )
+        .unwrap();
+    };
+    let mut cache = DocumentCache::default();
+    write(80);
+    let first = load_path_cached(&dir, &mut cache).unwrap();
+    assert_eq!(cache.docs.len(), 2);
+    write(81);
+    let second = load_path_cached(&dir, &mut cache).unwrap();
+    assert_eq!(
+        first.objects[0], second.objects[0],
+        "unchanged document reused"
+    );
+    assert_ne!(
+        first.objects[1], second.objects[1],
+        "changed document parsed again"
+    );
+    assert_eq!(cache.docs.len(), 2, "stale documents are forgotten");
+    // A broken document fails the read and leaves the cache as it was.
+    std::fs::write(dir.join("a.yaml"), "kind: [").unwrap();
+    assert!(load_path_cached(&dir, &mut cache).is_err());
+    assert_eq!(cache.docs.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

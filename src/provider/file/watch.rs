@@ -11,7 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use super::{LoadError, MetadataStamper, Skipped, load_path};
+use super::{DocumentCache, LoadError, MetadataStamper, Skipped, load_path_cached};
 use crate::provider::Event;
 
 /// How long to wait for a burst of file events to settle before reloading.
@@ -34,16 +34,28 @@ pub struct ProviderState {
     pub skipped: Vec<Skipped>,
 }
 
-/// Reads `path` once, stamping metadata with `stamper`; returns the reset
-/// event on success.
-fn read(
-    path: &Path,
-    stamper: &mut MetadataStamper,
-    state: &mut ProviderState,
-) -> Result<Event, LoadError> {
-    match load_path(path) {
+/// What the provider keeps between reads.
+#[derive(Debug, Default)]
+struct Reader {
+    cache: DocumentCache,
+    stamper: MetadataStamper,
+}
+
+/// Reads `path` once, parsing only documents not in the cache and stamping
+/// metadata; returns the reset event on success.
+fn read(path: &Path, reader: &mut Reader, state: &mut ProviderState) -> Result<Event, LoadError> {
+    let Reader { cache, stamper } = reader;
+    let started = std::time::Instant::now();
+    match load_path_cached(path, cache) {
         Ok(mut loaded) => {
+            let parsed = started.elapsed();
             stamper.stamp(&mut loaded.objects, k8s_openapi::jiff::Timestamp::now());
+            tracing::debug!(
+                objects = loaded.objects.len(),
+                parse_ms = parsed.as_secs_f64() * 1e3,
+                stamp_ms = (started.elapsed() - parsed).as_secs_f64() * 1e3,
+                "config read"
+            );
             for skipped in &loaded.skipped {
                 tracing::warn!(file = %skipped.file.display(), line = skipped.line, reason = %skipped.reason, "skipped document");
             }
@@ -68,12 +80,12 @@ pub fn spawn_file_provider(
     path: PathBuf,
     events: mpsc::Sender<Event>,
 ) -> (Result<(), LoadError>, watch::Receiver<ProviderState>) {
-    let mut stamper = MetadataStamper::default();
+    let mut reader = Reader::default();
     let mut state = ProviderState {
         path: path.clone(),
         ..Default::default()
     };
-    let first = read(&path, &mut stamper, &mut state);
+    let first = read(&path, &mut reader, &mut state);
     let first = match first {
         Ok(event) => events.try_send(event).map_err(|e| LoadError {
             file: path.clone(),
@@ -86,7 +98,9 @@ pub fn spawn_file_provider(
 
     let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Opening and reading a file are events too (inotify reports them):
+        // reacting to them would make every read trigger the next one.
+        if res.is_ok_and(|event| !matches!(event.kind, notify::EventKind::Access(_))) {
             let _ = notify_tx.send(());
         }
     });
@@ -130,7 +144,24 @@ pub fn spawn_file_provider(
                 _ = tokio::time::sleep(POLL), if polling => {}
                 _ = events.closed() => return,
             }
-            if let Ok(event) = read(&path, &mut stamper, &mut state)
+            // Parsing a large config takes real CPU: keep it off the
+            // workers that serve traffic.
+            let (returned, result) = {
+                let path = path.clone();
+                let mut state_copy = state.clone();
+                let mut owned = std::mem::take(&mut reader);
+                match tokio::task::spawn_blocking(move || {
+                    let result = read(&path, &mut owned, &mut state_copy);
+                    ((owned, state_copy), result)
+                })
+                .await
+                {
+                    Ok(pair) => pair,
+                    Err(_) => return,
+                }
+            };
+            (reader, state) = returned;
+            if let Ok(event) = result
                 && events.send(event).await.is_err()
             {
                 return;
