@@ -32,6 +32,28 @@ const MIRROR_TIMEOUT: Duration = Duration::from_secs(30);
 /// fixed set RFC 9110 §7.6.1 names. `TE: trailers` survives, as HTTP/2 and
 /// gRPC need it.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(CONNECTION) {
+        remove_listed(headers);
+    }
+    let keep_te = headers
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    if !keep_te {
+        headers.remove(TE);
+    }
+}
+
+/// Removes the headers the `Connection` header lists.
+fn remove_listed(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -111,7 +133,7 @@ fn prepare(
     protocol: UpstreamProtocol,
     remote: IpAddr,
     tls: bool,
-    request_id: &str,
+    request_id: &HeaderValue,
     upgrade: Option<&HeaderValue>,
 ) -> Result<(), ProxyError> {
     // HTTP/2 clients send the host as :authority; HTTP/1.1 upstreams need it
@@ -129,22 +151,21 @@ fn prepare(
         headers.insert(UPGRADE, protocol.clone());
     }
     append_forwarded(headers, remote, tls);
-    if !headers.contains_key(X_REQUEST_ID)
-        && let Ok(v) = HeaderValue::from_str(request_id)
-    {
-        headers.insert(X_REQUEST_ID, v);
+    if !headers.contains_key(X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID, request_id.clone());
     }
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    *req.uri_mut() = Uri::builder()
-        .scheme("http")
-        .authority(endpoint.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|e| ProxyError::BadRewrite(e.to_string()))?;
+    // Reuse the parsed path and query (reference-counted) rather than
+    // formatting and parsing a new URI.
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(endpoint.clone());
+    parts.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::BadRewrite(e.to_string()))?;
     *req.version_mut() = match protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
         UpstreamProtocol::H2c => Version::HTTP_2,
@@ -160,7 +181,7 @@ pub(super) async fn send(
     conn: &ConnInfo,
     group: &EndpointGroup,
     mut req: Request<ProxyBody>,
-    request_id: &str,
+    request_id: &HeaderValue,
     timeout: Option<Duration>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let endpoint = group
@@ -235,7 +256,7 @@ pub(super) fn mirror(
     tls: bool,
     target: Arc<EndpointGroup>,
     mut req: Request<ProxyBody>,
-    request_id: &str,
+    request_id: &HeaderValue,
 ) {
     let Some(endpoint) = target.pick().cloned() else {
         shared.metrics.mirror_errors.inc();

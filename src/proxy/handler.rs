@@ -65,9 +65,9 @@ pub(crate) async fn handle(
         }
     };
     let mut response = response;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(forward::X_REQUEST_ID, v);
-    }
+    response
+        .headers_mut()
+        .insert(forward::X_REQUEST_ID, request_id);
     let status = response.status().as_u16();
     shared
         .metrics
@@ -90,15 +90,23 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-fn request_id(req: &Request<Incoming>) -> String {
-    match req
+/// The client's request id, or a new random one (32 hex digits). A header
+/// value, so that each use is a reference-count bump, not a copy.
+fn request_id<B>(req: &Request<B>) -> HeaderValue {
+    if let Some(id) = req
         .headers()
         .get(forward::X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
     {
-        Some(id) if !id.is_empty() => id.to_string(),
-        _ => format!("{:032x}", fastrand::u128(..)),
+        return id.clone();
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let bits = fastrand::u128(..);
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
 }
 
 async fn route(
@@ -106,7 +114,7 @@ async fn route(
     table: &RouteTable,
     conn: &ConnInfo,
     req: Request<Incoming>,
-    request_id: &str,
+    request_id: &HeaderValue,
     labels: &mut Labels,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let port = table
@@ -150,7 +158,7 @@ async fn apply_rule(
     listener: &ListenerRoutes,
     entry: &RouteEntry,
     mut req: Request<Incoming>,
-    request_id: &str,
+    request_id: &HeaderValue,
     labels: &mut Labels,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let rule = &entry.rule;
@@ -356,4 +364,28 @@ fn error_response(error: &ProxyError) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_request(id: Option<&str>) -> Request<()> {
+        let mut req = Request::new(());
+        if let Some(id) = id {
+            req.headers_mut()
+                .insert(forward::X_REQUEST_ID, HeaderValue::from_str(id).unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_made_fresh() {
+        assert_eq!(request_id(&mk_request(Some("abc"))), "abc");
+        let a = request_id(&mk_request(None));
+        let b = request_id(&mk_request(Some("")));
+        assert_eq!(a.len(), 32);
+        assert!(a.to_str().unwrap().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
 }

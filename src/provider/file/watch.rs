@@ -15,7 +15,7 @@ use super::{DocumentCache, LoadError, MetadataStamper, Skipped, load_path_cached
 use crate::provider::Event;
 
 /// How long to wait for a burst of file events to settle before reloading.
-const SETTLE: Duration = Duration::from_millis(20);
+const SETTLE: Duration = Duration::from_millis(10);
 /// How often the input is re-read when no file watcher could be set up.
 const POLL: Duration = Duration::from_secs(2);
 
