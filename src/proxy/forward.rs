@@ -52,32 +52,23 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes the headers the `Connection` header lists.
-fn remove_listed(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
+/// The comma-separated tokens of every `Connection` header.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+}
+
+/// Removes the headers the `Connection` header lists.
+fn remove_listed(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = connection_tokens(headers)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in listed {
         headers.remove(name);
-    }
-    let keep_te = headers
-        .get(TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    if !keep_te {
-        headers.remove(TE);
     }
 }
 
@@ -87,13 +78,8 @@ fn requested_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11 {
         return None;
     }
-    let connection_upgrade = req
-        .headers()
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let connection_upgrade =
+        connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case("upgrade"));
     connection_upgrade
         .then(|| req.headers().get(UPGRADE).cloned())
         .flatten()

@@ -123,24 +123,13 @@ pub fn plan(
     existing: &[&Service],
     config: &ServiceConfig,
 ) -> Plan {
-    let mut plan = Plan::default();
-    // Allocations already made, and every container port in use.
-    let mut used: BTreeSet<u16> = BTreeSet::new();
-    for svc in existing {
-        let Some(owner) = owner_of(svc) else { continue };
-        for port in svc.spec.iter().flat_map(|s| s.ports.iter().flatten()) {
-            let (Ok(listener), Some(IntOrString::Int(target))) =
-                (u16::try_from(port.port), &port.target_port)
-            else {
-                continue;
-            };
-            let Ok(target) = u16::try_from(*target) else {
-                continue;
-            };
-            used.insert(target);
-            plan.ports.insert((owner.clone(), listener), target);
-        }
-    }
+    let mut plan = Plan {
+        ports: allocated(existing),
+        ..Plan::default()
+    };
+    // Every container port in use, including those of stale Services until
+    // they are deleted.
+    let mut used: BTreeSet<u16> = plan.ports.values().copied().collect();
     let wanted: BTreeSet<ObjectKey> = gateways.iter().map(|(gw, _)| gateway_key(gw)).collect();
     plan.ports.retain(|(gw, _), _| wanted.contains(gw));
     // Oldest Gateways allocate first, so a restart allocates the same way.
