@@ -400,7 +400,19 @@ fn compile_filters(
     unresolved: &mut Vec<Problem>,
 ) -> Result<Filters, String> {
     let mut out = Filters::default();
+    // "Specifying the same filter multiple times is not supported unless
+    // explicitly indicated in the filter" (HTTPRouteRule.filters): only
+    // RequestMirror may repeat here. The spec allows repeated ExtensionRefs,
+    // but the one extension Gatehouse has (a DirectResponse) answers the
+    // request, so a second one could never run: refused, not ignored.
+    let mut seen: Vec<&HttpRouteRulesFiltersType> = Vec::new();
     for f in filters {
+        if f.r#type != HttpRouteRulesFiltersType::RequestMirror {
+            if seen.contains(&&f.r#type) {
+                return Err(format!("filter type {:?} appears more than once", f.r#type));
+            }
+            seen.push(&f.r#type);
+        }
         let HttpRouteRulesFilters {
             cors,
             extension_ref,
