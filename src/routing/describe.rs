@@ -65,8 +65,9 @@ fn entry_line(entry: &RouteEntry) -> String {
     line
 }
 
-/// Lists every bound address, its listeners, hosts and route entries in
-/// the order they are tried.
+/// Lists every bound address, its listeners and hosts (sorted by name, for a
+/// stable listing) and, under each host, the route entries in the order
+/// they are tried.
 pub fn describe(table: &RouteTable) -> String {
     let mut out = String::new();
     for (addr, port) in &table.listeners {
