@@ -56,6 +56,16 @@ impl Index {
             Event::Apply(object) => self.apply(*object),
             Event::Delete(key) => self.objects.remove(&key).is_some(),
             Event::Reset(objects) => self.reset(objects),
+            Event::Changes { apply, delete } => {
+                let mut changed = false;
+                for key in delete {
+                    changed |= self.objects.remove(&key).is_some();
+                }
+                for object in apply {
+                    changed |= self.apply(object);
+                }
+                changed
+            }
             Event::Restart(kind, objects) => self.restart(kind, objects),
         };
         if changed {

@@ -17,6 +17,14 @@ pub enum Event {
     Delete(ObjectKey),
     /// The provider's whole set of objects, replacing everything before.
     Reset(Vec<Object>),
+    /// Objects created or changed and objects deleted, applied as one step
+    /// (a reload of the file provider that changed a few documents).
+    Changes {
+        /// Created or changed.
+        apply: Vec<Object>,
+        /// Deleted.
+        delete: Vec<ObjectKey>,
+    },
     /// Every object of one kind, replacing all objects of that kind (a
     /// watcher's initial list or relist).
     Restart(Kind, Vec<Object>),

@@ -283,9 +283,13 @@ async fn index_task(
             translate_ms,
             "config applied"
         );
-        if tables.send(table).is_err() {
+        if tables.is_closed() {
             return;
         }
+        // Freeing a large table takes milliseconds: do it off this task,
+        // which the next change is waiting on.
+        let old = tables.send_replace(table);
+        tokio::task::spawn_blocking(move || drop(old));
     }
 }
 

@@ -35,6 +35,33 @@ fn apply_delete_reset_bump_generation_only_on_change() {
 }
 
 #[test]
+fn changes_apply_as_one_step() {
+    let mut index = Index::default();
+    index.handle(Event::Reset(vec![
+        mk_service("a", "s1"),
+        mk_service("a", "s2"),
+    ]));
+    let before = index.generation();
+    assert!(index.handle(Event::Changes {
+        apply: vec![mk_service("a", "s3"), mk_service("a", "s1")],
+        delete: vec![ObjectKey::new(Kind::Service, "a", "s2")],
+    }));
+    assert_eq!(index.generation(), before + 1, "one step, one generation");
+    let names: Vec<_> = index
+        .services()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["s1", "s3"]);
+    assert!(
+        !index.handle(Event::Changes {
+            apply: vec![mk_service("a", "s1")],
+            delete: vec![ObjectKey::new(Kind::Service, "a", "gone")],
+        }),
+        "nothing new"
+    );
+}
+
+#[test]
 fn restart_replaces_only_its_kind() {
     let mut index = Index::default();
     let ns = Object::Namespace(Namespace {

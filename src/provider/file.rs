@@ -1,6 +1,6 @@
 //! The file provider: Gateway API YAML from a file or a directory of files.
 //!
-//! In comes a path; out go [`Event::Reset`]s carrying every object found there,
+//! In comes a path; out go [`Event`]s carrying the objects found there,
 //! defaulted the way the API server defaults them from the CRD schemas, with
 //! `metadata.generation` and `creationTimestamp` kept across reloads as a
 //! cluster keeps them. The whole input is parsed and validated before anything
@@ -10,9 +10,10 @@
 mod defaults;
 mod watch;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -57,26 +58,48 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// What one read of the input produced.
-#[derive(Clone, Debug, Default)]
-pub struct Loaded {
+/// What one read of the input produced: owned objects, or (from a cached
+/// read) objects shared with the cache.
+#[derive(Clone, Debug)]
+pub struct Loaded<T = Object> {
     /// The objects, defaulted, in input order.
-    pub objects: Vec<Object>,
+    pub objects: Vec<T>,
     /// Documents skipped, with the reason.
     pub skipped: Vec<Skipped>,
+}
+
+impl<T> Default for Loaded<T> {
+    fn default() -> Self {
+        Self {
+            objects: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+}
+
+impl Loaded<Arc<Object>> {
+    /// Owned copies of the objects (free for objects nothing else shares).
+    fn into_owned(self) -> Loaded {
+        Loaded {
+            objects: self.objects.into_iter().map(Arc::unwrap_or_clone).collect(),
+            skipped: self.skipped,
+        }
+    }
 }
 
 /// Reads every object under `path` (a file, or a directory searched
 /// recursively for `*.yaml`, `*.yml` and `*.json`, in name order).
 pub fn load_path(path: &Path) -> Result<Loaded, LoadError> {
-    load_path_cached(path, &mut DocumentCache::default())
+    // The cache goes out of scope first, so the objects are not copied.
+    let loaded = load_path_cached(path, &mut DocumentCache::default())?;
+    Ok(loaded.into_owned())
 }
 
 /// What parsing one document gave, kept by the document's text so that a
 /// reload parses only the documents that changed.
 #[derive(Clone, Debug)]
 enum Parsed {
-    Object(Box<Object>),
+    Object(Arc<Object>),
     Skipped(String),
     Empty,
 }
@@ -87,9 +110,13 @@ pub struct DocumentCache {
     docs: std::collections::HashMap<String, Parsed>,
 }
 
-/// Like [`load_path`], reusing (and then replacing) `cache`: unchanged
-/// documents are cloned from it instead of parsed again.
-pub fn load_path_cached(path: &Path, cache: &mut DocumentCache) -> Result<Loaded, LoadError> {
+/// Like [`load_path`], reusing (and then replacing) `cache`: an unchanged
+/// document gives the very object it gave before, shared with the cache,
+/// instead of being parsed again.
+pub fn load_path_cached(
+    path: &Path,
+    cache: &mut DocumentCache,
+) -> Result<Loaded<Arc<Object>>, LoadError> {
     let mut files = Vec::new();
     collect_files(path, &mut files)?;
     let mut loaded = Loaded::default();
@@ -146,7 +173,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn check_duplicates(objects: &[Object], path: &Path) -> Result<(), LoadError> {
+fn check_duplicates(objects: &[Arc<Object>], path: &Path) -> Result<(), LoadError> {
     let mut seen = std::collections::BTreeSet::new();
     for object in objects {
         let key = object.key();
@@ -183,12 +210,13 @@ fn split_documents(text: &str) -> Vec<(usize, String)> {
 /// Parses one file's text: every document must be a known kind with valid
 /// fields, or an unknown kind (skipped and reported).
 pub fn parse_documents(file: &Path, text: &str) -> Result<Loaded, LoadError> {
-    parse_file(
+    let loaded = parse_file(
         file,
         text,
         &DocumentCache::default(),
         &mut DocumentCache::default(),
-    )
+    )?;
+    Ok(loaded.into_owned())
 }
 
 fn parse_file(
@@ -196,7 +224,7 @@ fn parse_file(
     text: &str,
     previous: &DocumentCache,
     next: &mut DocumentCache,
-) -> Result<Loaded, LoadError> {
+) -> Result<Loaded<Arc<Object>>, LoadError> {
     let mut loaded = Loaded::default();
     for (start, doc) in split_documents(text) {
         let parsed = match previous.docs.get(&doc) {
@@ -204,7 +232,7 @@ fn parse_file(
             None => parse_document(file, start, &doc)?,
         };
         match &parsed {
-            Parsed::Object(object) => loaded.objects.push((**object).clone()),
+            Parsed::Object(object) => loaded.objects.push(object.clone()),
             Parsed::Skipped(reason) => loaded.skipped.push(Skipped {
                 file: file.to_path_buf(),
                 line: start,
@@ -255,7 +283,7 @@ fn parse_document(file: &Path, start: usize, doc: &str) -> Result<Parsed, LoadEr
     if object.meta().name.as_deref().unwrap_or("").is_empty() {
         return Err(err(Some(start), format!("{kind} has no metadata.name")));
     }
-    Ok(Parsed::Object(Box::new(object)))
+    Ok(Parsed::Object(Arc::new(object)))
 }
 
 fn parse_object_text(kind: Kind, doc: &str) -> Result<Object, (Option<usize>, String)> {
@@ -350,17 +378,33 @@ fn yaml_message(e: &serde_yaml_ng::Error) -> String {
 /// `metadata.generation` and `creationTimestamp` as the API server does.
 #[derive(Clone, Debug)]
 struct Remembered {
-    /// The object as read, before stamping: equal objects need no payload
-    /// comparison (and with the document cache most are equal).
-    object: Object,
+    /// The object as read, before stamping. With the document cache an
+    /// unchanged document gives this very object again, so most objects
+    /// need no comparison at all.
+    parsed: Arc<Object>,
+    /// The object as last handed on, stamped.
+    stamped: Arc<Object>,
     generation: i64,
     created: Time,
 }
 
-/// Stamps server-set metadata onto loaded objects across reloads.
+/// One stamping of a whole read: every object, and how the set differs
+/// from the previous one.
+#[derive(Debug, Default)]
+pub struct Stamped {
+    /// Every object, stamped, in input order.
+    pub objects: Vec<Arc<Object>>,
+    /// Objects that are new or differ from the previous read.
+    pub changed: Vec<Arc<Object>>,
+    /// Objects of the previous read that are gone.
+    pub removed: Vec<ObjectKey>,
+}
+
+/// Stamps server-set metadata onto loaded objects across reloads, and tells
+/// what changed since the previous read.
 #[derive(Debug, Default)]
 pub struct MetadataStamper {
-    seen: BTreeMap<ObjectKey, Remembered>,
+    seen: HashMap<ObjectKey, Remembered>,
 }
 
 impl MetadataStamper {
@@ -368,35 +412,73 @@ impl MetadataStamper {
     /// `creationTimestamp` (kept from the first sighting unless the file
     /// gives one) on every object; forgets objects no longer present.
     pub fn stamp(&mut self, objects: &mut [Object], now: Timestamp) {
-        let mut next = BTreeMap::new();
-        for object in objects.iter_mut() {
-            let key = object.key();
+        let shared = objects.iter().map(|o| Arc::new(o.clone())).collect();
+        let stamped = self.stamp_shared(shared, now);
+        for (object, stamped) in objects.iter_mut().zip(stamped.objects) {
+            *object = (*stamped).clone();
+        }
+    }
+
+    /// Like [`MetadataStamper::stamp`] for shared objects: an object equal
+    /// to the one read before comes back as the same stamped object and is
+    /// not listed as changed.
+    pub fn stamp_shared(&mut self, objects: Vec<Arc<Object>>, now: Timestamp) -> Stamped {
+        let mut next = HashMap::with_capacity(objects.len());
+        let mut out = Stamped {
+            objects: Vec::with_capacity(objects.len()),
+            ..Stamped::default()
+        };
+        for parsed in objects {
+            let key = parsed.key();
             let remembered = match self.seen.remove(&key) {
-                Some(prev) if prev.object == *object => prev,
-                Some(prev) if prev.object.generation_payload() == object.generation_payload() => {
+                Some(prev) if Arc::ptr_eq(&prev.parsed, &parsed) || prev.parsed == parsed => {
+                    Remembered { parsed, ..prev }
+                }
+                Some(prev) => {
+                    let generation =
+                        if prev.parsed.generation_payload() == parsed.generation_payload() {
+                            prev.generation
+                        } else {
+                            prev.generation + 1
+                        };
+                    let stamped = stamp_one(&parsed, generation, &prev.created);
+                    out.changed.push(stamped.clone());
                     Remembered {
-                        object: object.clone(),
-                        ..prev
+                        parsed,
+                        stamped,
+                        generation,
+                        created: prev.created,
                     }
                 }
-                Some(prev) => Remembered {
-                    object: object.clone(),
-                    generation: prev.generation + 1,
-                    created: prev.created,
-                },
-                None => Remembered {
-                    object: object.clone(),
-                    generation: 1,
-                    created: Time(now),
-                },
+                None => {
+                    let created = Time(now);
+                    let stamped = stamp_one(&parsed, 1, &created);
+                    out.changed.push(stamped.clone());
+                    Remembered {
+                        parsed,
+                        stamped,
+                        generation: 1,
+                        created,
+                    }
+                }
             };
-            let meta = object.meta_mut();
-            meta.generation = Some(remembered.generation);
-            if meta.creation_timestamp.is_none() {
-                meta.creation_timestamp = Some(remembered.created.clone());
-            }
+            out.objects.push(remembered.stamped.clone());
             next.insert(key, remembered);
         }
-        self.seen = next;
+        out.removed = std::mem::replace(&mut self.seen, next)
+            .into_keys()
+            .collect();
+        out.removed.sort();
+        out
     }
+}
+
+fn stamp_one(parsed: &Object, generation: i64, created: &Time) -> Arc<Object> {
+    let mut object = parsed.clone();
+    let meta = object.meta_mut();
+    meta.generation = Some(generation);
+    if meta.creation_timestamp.is_none() {
+        meta.creation_timestamp = Some(created.clone());
+    }
+    Arc::new(object)
 }

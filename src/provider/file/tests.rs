@@ -1,5 +1,6 @@
 use super::*;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::object::Object;
 
@@ -203,8 +204,8 @@ fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
     assert_eq!(cache.docs.len(), 2);
     write(81);
     let second = load_path_cached(&dir, &mut cache).unwrap();
-    assert_eq!(
-        first.objects[0], second.objects[0],
+    assert!(
+        Arc::ptr_eq(&first.objects[0], &second.objects[0]),
         "unchanged document reused"
     );
     assert_ne!(
@@ -216,5 +217,62 @@ fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
     std::fs::write(dir.join("a.yaml"), "kind: [").unwrap();
     assert!(load_path_cached(&dir, &mut cache).is_err());
     assert_eq!(cache.docs.len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stamping_tells_what_changed_since_the_previous_read() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svc = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
+        )
+    };
+    let t0 = k8s_openapi::jiff::Timestamp::from_second(100).unwrap();
+    let mut cache = DocumentCache::default();
+    let mut stamper = MetadataStamper::default();
+    let mut read = |text: String| {
+        std::fs::write(dir.join("a.yaml"), text).unwrap();
+        let loaded = load_path_cached(&dir, &mut cache).unwrap();
+        stamper.stamp_shared(loaded.objects, t0)
+    };
+    let names = |objects: &[Arc<Object>]| -> Vec<String> {
+        objects.iter().map(|o| o.key().to_string()).collect()
+    };
+
+    let first = read(format!("{}---\n{}", svc("a", 80), svc("b", 80)));
+    assert_eq!(names(&first.changed).len(), 2, "everything is new");
+    assert!(first.removed.is_empty());
+
+    // b changes, c is added; a is the same object as before.
+    let second = read(format!(
+        "{}---\n{}---\n{}",
+        svc("a", 80),
+        svc("b", 81),
+        svc("c", 80)
+    ));
+    assert_eq!(names(&second.changed), names(&second.objects[1..]));
+    assert!(Arc::ptr_eq(&first.objects[0], &second.objects[0]));
+    assert_eq!(second.objects[1].meta().generation, Some(2));
+    assert!(second.removed.is_empty());
+
+    // Only formatting changes: parsed again, equal, so nothing changed.
+    let third = read(format!(
+        "# comment\n{}---\n{}---\n{}",
+        svc("a", 80),
+        svc("b", 81),
+        svc("c", 80)
+    ));
+    assert!(third.changed.is_empty(), "{:?}", names(&third.changed));
+    assert!(Arc::ptr_eq(&second.objects[0], &third.objects[0]));
+
+    // b is gone.
+    let fourth = read(format!("{}---\n{}", svc("a", 80), svc("c", 80)));
+    assert!(fourth.changed.is_empty());
+    assert_eq!(
+        fourth.removed,
+        vec![ObjectKey::new(Kind::Service, "default", "b")]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,10 +1,14 @@
 //! Watches the input path and reloads it on change.
 //!
-//! Each change re-reads the whole input; a good read goes out as one
-//! `Reset`, a bad one keeps the last good set and is published in
-//! [`ProviderState`] (and logged with file and line).
+//! Each change re-reads the whole input (parsing only the documents whose
+//! text changed). The first good read goes out as one `Reset`; later ones
+//! as one `Changes` event holding only the objects that differ, so the
+//! index and translation see only what was edited. A bad read keeps the last
+//! good set and is published in [`ProviderState`] (and logged with file and
+//! line).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -12,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::{DocumentCache, LoadError, MetadataStamper, Skipped, load_path_cached};
+use crate::object::Object;
 use crate::provider::Event;
 
 /// How long to wait for a burst of file events to settle before reloading.
@@ -39,19 +44,32 @@ pub struct ProviderState {
 struct Reader {
     cache: DocumentCache,
     stamper: MetadataStamper,
+    /// Whether a first set went out: later reads send only what changed.
+    sent: bool,
 }
 
 /// Reads `path` once, parsing only documents not in the cache and stamping
-/// metadata; returns the reset event on success.
-fn read(path: &Path, reader: &mut Reader, state: &mut ProviderState) -> Result<Event, LoadError> {
-    let Reader { cache, stamper } = reader;
+/// metadata; returns the event that brings the index up to date (`None`
+/// when nothing changed).
+fn read(
+    path: &Path,
+    reader: &mut Reader,
+    state: &mut ProviderState,
+) -> Result<Option<Event>, LoadError> {
+    let Reader {
+        cache,
+        stamper,
+        sent,
+    } = reader;
     let started = std::time::Instant::now();
     match load_path_cached(path, cache) {
-        Ok(mut loaded) => {
+        Ok(loaded) => {
             let parsed = started.elapsed();
-            stamper.stamp(&mut loaded.objects, k8s_openapi::jiff::Timestamp::now());
+            let stamped = stamper.stamp_shared(loaded.objects, k8s_openapi::jiff::Timestamp::now());
             tracing::debug!(
-                objects = loaded.objects.len(),
+                objects = stamped.objects.len(),
+                changed = stamped.changed.len(),
+                removed = stamped.removed.len(),
                 parse_ms = parsed.as_secs_f64() * 1e3,
                 stamp_ms = (started.elapsed() - parsed).as_secs_f64() * 1e3,
                 "config read"
@@ -62,7 +80,21 @@ fn read(path: &Path, reader: &mut Reader, state: &mut ProviderState) -> Result<E
             state.loads += 1;
             state.last_error = None;
             state.skipped = loaded.skipped;
-            Ok(Event::Reset(loaded.objects))
+            let owned = |objects: Vec<Arc<Object>>| -> Vec<Object> {
+                objects.iter().map(|o| (**o).clone()).collect()
+            };
+            let event = if !*sent {
+                *sent = true;
+                Some(Event::Reset(owned(stamped.objects)))
+            } else if stamped.changed.is_empty() && stamped.removed.is_empty() {
+                None
+            } else {
+                Some(Event::Changes {
+                    apply: owned(stamped.changed),
+                    delete: stamped.removed,
+                })
+            };
+            Ok(event)
         }
         Err(error) => {
             tracing::error!(%error, "config not loaded; keeping the last good config");
@@ -87,7 +119,8 @@ pub fn spawn_file_provider(
     };
     let first = read(&path, &mut reader, &mut state);
     let first = match first {
-        Ok(event) => events.try_send(event).map_err(|e| LoadError {
+        Ok(None) => Ok(()),
+        Ok(Some(event)) => events.try_send(event).map_err(|e| LoadError {
             file: path.clone(),
             line: None,
             message: format!("cannot hand the config on: {e}"),
@@ -161,7 +194,7 @@ pub fn spawn_file_provider(
                 }
             };
             (reader, state) = returned;
-            if let Ok(event) = result
+            if let Ok(Some(event)) = result
                 && events.send(event).await.is_err()
             {
                 return;
