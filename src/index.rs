@@ -1,8 +1,11 @@
 //! The index: every object the providers have delivered, by typed key.
 //!
-//! Events come in from a provider (`Apply`, `Delete`, `Reset`); translate
-//! reads the index through the typed accessors. One task owns the index, so
-//! it needs no locks; `generation` counts the changes that were applied.
+//! Events come in from a provider (`Apply`, `Delete`, `Reset`, ...);
+//! translate reads the index through the typed accessors. One task owns the
+//! index, so it needs no locks; `generation` counts the changes that were
+//! applied. Each object carries the revision at which it last changed, and
+//! the index counts changes to anything but HTTPRoutes separately, so a
+//! translation can tell which routes it must look at again.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +26,20 @@ mod tests;
 /// All objects known to Gatehouse.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    objects: BTreeMap<ObjectKey, Object>,
+    objects: BTreeMap<ObjectKey, Stored>,
     generation: u64,
+    /// Source of object revisions.
+    revisions: u64,
+    /// The revision of the latest change to an object that is not an
+    /// HTTPRoute (and could change how any route translates).
+    world_revision: u64,
+}
+
+/// An object and the revision at which it last changed.
+#[derive(Clone, Debug, PartialEq)]
+struct Stored {
+    object: Object,
+    revision: u64,
 }
 
 macro_rules! typed_accessors {
@@ -54,12 +69,12 @@ impl Index {
     pub fn handle(&mut self, event: Event) -> bool {
         let changed = match event {
             Event::Apply(object) => self.apply(*object),
-            Event::Delete(key) => self.objects.remove(&key).is_some(),
+            Event::Delete(key) => self.delete(&key),
             Event::Reset(objects) => self.reset(objects),
             Event::Changes { apply, delete } => {
                 let mut changed = false;
                 for key in delete {
-                    changed |= self.objects.remove(&key).is_some();
+                    changed |= self.delete(&key);
                 }
                 for object in apply {
                     changed |= self.apply(object);
@@ -74,43 +89,85 @@ impl Index {
         changed
     }
 
+    /// A new revision for a change to an object of `kind`.
+    fn next_revision(&mut self, kind: Kind) -> u64 {
+        self.revisions += 1;
+        if kind != Kind::HttpRoute {
+            self.world_revision = self.revisions;
+        }
+        self.revisions
+    }
+
     fn apply(&mut self, object: Object) -> bool {
         let key = object.key();
-        if self.objects.get(&key) == Some(&object) {
+        if self.objects.get(&key).is_some_and(|s| s.object == object) {
             return false;
         }
-        self.objects.insert(key, object);
+        let revision = self.next_revision(key.kind);
+        self.objects.insert(key, Stored { object, revision });
         true
+    }
+
+    fn delete(&mut self, key: &ObjectKey) -> bool {
+        if self.objects.remove(key).is_none() {
+            return false;
+        }
+        self.next_revision(key.kind);
+        true
+    }
+
+    /// Replaces the objects matching `scope` with `objects`, keeping the
+    /// revision of every object that did not change.
+    fn replace(&mut self, scope: impl Fn(Kind) -> bool, objects: Vec<Object>) -> bool {
+        let mut previous: BTreeMap<ObjectKey, Stored> = BTreeMap::new();
+        let mut others = BTreeMap::new();
+        for (key, stored) in std::mem::take(&mut self.objects) {
+            if scope(key.kind) {
+                previous.insert(key, stored);
+            } else {
+                others.insert(key, stored);
+            }
+        }
+        let mut changed = false;
+        for object in objects.into_iter().filter(|o| scope(o.kind())) {
+            let key = object.key();
+            let stored = match previous.remove(&key) {
+                Some(stored) if stored.object == object => stored,
+                _ => {
+                    changed = true;
+                    Stored {
+                        revision: self.next_revision(key.kind),
+                        object,
+                    }
+                }
+            };
+            others.insert(key, stored);
+        }
+        for key in previous.into_keys() {
+            changed = true;
+            self.next_revision(key.kind);
+        }
+        self.objects = others;
+        changed
     }
 
     fn reset(&mut self, objects: Vec<Object>) -> bool {
-        let next: BTreeMap<ObjectKey, Object> = objects.into_iter().map(|o| (o.key(), o)).collect();
-        if next == self.objects {
-            return false;
-        }
-        self.objects = next;
-        true
+        self.replace(|_| true, objects)
     }
 
     fn restart(&mut self, kind: Kind, objects: Vec<Object>) -> bool {
-        let next: BTreeMap<ObjectKey, Object> = objects
-            .into_iter()
-            .filter(|o| o.kind() == kind)
-            .map(|o| (o.key(), o))
-            .collect();
-        let current: BTreeMap<&ObjectKey, &Object> = self
-            .objects
-            .iter()
-            .filter(|(k, _)| k.kind == kind)
-            .collect();
-        let same =
-            current.len() == next.len() && next.iter().all(|(k, o)| current.get(k) == Some(&o));
-        if same {
-            return false;
-        }
-        self.objects.retain(|k, _| k.kind != kind);
-        self.objects.extend(next);
-        true
+        self.replace(|k| k == kind, objects)
+    }
+
+    /// The revision at which the object last changed.
+    pub fn revision(&self, key: &ObjectKey) -> Option<u64> {
+        self.objects.get(key).map(|s| s.revision)
+    }
+
+    /// The revision of the latest change (creation, update or deletion) to
+    /// an object that is not an HTTPRoute.
+    pub fn world_revision(&self) -> u64 {
+        self.world_revision
     }
 
     /// How many changes have been applied since the index was created.
@@ -120,12 +177,12 @@ impl Index {
 
     /// Looks an object up by key.
     pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
-        self.objects.get(key)
+        self.objects.get(key).map(|s| &s.object)
     }
 
     /// Every object, in key order.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
-        self.objects.values()
+        self.objects.values().map(|s| &s.object)
     }
 
     /// Every object of one kind, in key order.
@@ -134,7 +191,7 @@ impl Index {
         self.objects
             .range(start..)
             .take_while(move |(k, _)| k.kind == kind)
-            .map(|(_, o)| o)
+            .map(|(_, s)| &s.object)
     }
 
     typed_accessors! {

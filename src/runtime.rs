@@ -29,7 +29,7 @@ use crate::provider::file::{ProviderState, spawn_file_provider};
 use crate::proxy::listener::{BindState, ListenerSet};
 use crate::proxy::{ProxyConfig, Shared, TableHandle};
 use crate::routing::RouteTable;
-use crate::translate::{StatusSet, TranslateConfig, Translation, translate};
+use crate::translate::{StatusSet, TranslateConfig, Translation, Translator};
 
 /// Everything the admin endpoint shows about the running gateway.
 #[derive(Debug)]
@@ -228,6 +228,7 @@ async fn index_task(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut index = Index::default();
+    let mut translator = Translator::default();
     let mut translated_once = false;
     loop {
         let event = tokio::select! {
@@ -257,19 +258,19 @@ async fn index_task(
         let now = k8s_openapi::jiff::Timestamp::now();
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
-            let translation = translate(&index, &config, now);
-            (index, translation)
+            let translation = translator.translate(&index, &config, now);
+            (index, translator, translation)
         })
         .await;
         let translate_ms = started.elapsed().as_secs_f64() * 1e3;
-        let (returned, mut translation) = match result {
-            Ok(pair) => pair,
+        let (returned, kept, mut translation) = match result {
+            Ok(returned) => returned,
             Err(error) => {
                 tracing::error!(%error, "translation panicked; keeping the last table");
                 return;
             }
         };
-        index = returned;
+        (index, translator) = (returned, kept);
         mode.finish(&index, &mut translation);
         let mut status = translation.status;
         status.carry_transition_times(&state.status());

@@ -29,7 +29,7 @@ mod tests;
 pub const DEFAULT_CONTROLLER_NAME: &str = "gatehouse.dev/gateway-controller";
 
 /// What translate needs to know besides the objects.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TranslateConfig {
     /// GatewayClasses with this `controllerName` are ours.
     pub controller_name: String,
@@ -65,18 +65,48 @@ pub struct Translation {
 
 /// Translates the index into a routing table and status.
 pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Translation {
-    let mut status = StatusSet::default();
-    let ctx = status::Stamp { now };
-    let classes = gateway::accept_classes(index, config, &ctx, &mut status);
-    let mut gateways = gateway::build_gateways(index, config, &classes, &ctx);
-    http_route::attach_routes(
-        index,
-        &config.controller_name,
-        &mut gateways,
-        &ctx,
-        &mut status,
-    );
-    let table = gateway::build_table(&mut gateways, index.generation());
-    gateway::write_gateway_status(&gateways, &ctx, &mut status);
-    Translation { table, status }
+    Translator::default().translate(index, config, now)
+}
+
+/// Translates one index after another, keeping each HTTPRoute's outcome for
+/// the next translation: while nothing but HTTPRoutes changes (the usual
+/// edit), only the routes that changed are translated again. The result is
+/// always what [`translate`] gives for the same input.
+#[derive(Debug, Default)]
+pub struct Translator {
+    routes: http_route::RouteMemo,
+    /// What the kept outcomes were computed against: the index's revision
+    /// of everything that is not an HTTPRoute, and the settings.
+    basis: Option<(u64, TranslateConfig)>,
+}
+
+impl Translator {
+    /// Translates the index into a routing table and status.
+    pub fn translate(
+        &mut self,
+        index: &Index,
+        config: &TranslateConfig,
+        now: Timestamp,
+    ) -> Translation {
+        let basis = (index.world_revision(), config.clone());
+        if self.basis.as_ref() != Some(&basis) {
+            self.routes = http_route::RouteMemo::default();
+            self.basis = Some(basis);
+        }
+        let mut status = StatusSet::default();
+        let ctx = status::Stamp { now };
+        let classes = gateway::accept_classes(index, config, &ctx, &mut status);
+        let mut gateways = gateway::build_gateways(index, config, &classes, &ctx);
+        http_route::attach_routes(
+            index,
+            &config.controller_name,
+            &mut gateways,
+            &ctx,
+            &mut status,
+            &mut self.routes,
+        );
+        let table = gateway::build_table(&mut gateways, index.generation());
+        gateway::write_gateway_status(&gateways, &ctx, &mut status);
+        Translation { table, status }
+    }
 }

@@ -78,3 +78,41 @@ fn restart_replaces_only_its_kind() {
     assert_eq!(index.namespaces().count(), 1);
     assert!(!index.handle(Event::Restart(Kind::Service, vec![mk_service("a", "new")])));
 }
+
+#[test]
+fn revisions_track_what_changed() {
+    use gateway_api::httproutes::HttpRoute;
+    let route = |name: &str, host: &str| {
+        let mut r: HttpRoute = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "a", "name": name},
+            "spec": {"hostnames": [host]},
+        }))
+        .unwrap();
+        r.metadata.generation = Some(1);
+        Object::HttpRoute(r)
+    };
+    let r1 = ObjectKey::new(Kind::HttpRoute, "a", "r1");
+    let mut index = Index::default();
+    index.handle(Event::Reset(vec![mk_service("a", "s1"), route("r1", "x")]));
+    let world = index.world_revision();
+    let r1_rev = index.revision(&r1).unwrap();
+
+    // A route edit moves only that route's revision.
+    index.handle(Event::Apply(Box::new(route("r1", "y"))));
+    assert_eq!(index.world_revision(), world);
+    assert!(index.revision(&r1).unwrap() > r1_rev);
+    let r1_rev = index.revision(&r1).unwrap();
+
+    // A relist with the same objects changes nothing.
+    assert!(!index.handle(Event::Reset(vec![mk_service("a", "s1"), route("r1", "y")])));
+    assert_eq!(index.revision(&r1), Some(r1_rev));
+    assert_eq!(index.world_revision(), world);
+
+    // Anything else moves the world: a Service added, or deleted.
+    index.handle(Event::Apply(Box::new(mk_service("a", "s2"))));
+    let after_add = index.world_revision();
+    assert!(after_add > world);
+    index.handle(Event::Restart(Kind::Service, vec![mk_service("a", "s2")]));
+    assert!(index.world_revision() > after_add, "s1 is gone");
+    assert_eq!(index.revision(&r1), Some(r1_rev));
+}

@@ -10,6 +10,7 @@
 //! entries stay in precedence order.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -19,8 +20,9 @@ use super::{RequestFacts, RouteEntry};
 /// The route entries of one host.
 #[derive(Debug, Default)]
 pub struct RouteSet {
-    /// Every entry, in precedence order.
-    entries: Vec<RouteEntry>,
+    /// Every entry, in precedence order (shared with the translation that
+    /// made them, which may keep them for the next one).
+    entries: Vec<Arc<RouteEntry>>,
     /// Exact path → entries, by index into `entries`.
     exact: HashMap<String, Vec<u32>>,
     /// Prefix (without trailing slash; `""` for `/`) → entries.
@@ -37,7 +39,7 @@ impl Serialize for RouteSet {
 
 impl RouteSet {
     /// Indexes `entries`, which must already be in precedence order.
-    pub fn new(entries: Vec<RouteEntry>) -> Self {
+    pub fn new(entries: Vec<Arc<RouteEntry>>) -> Self {
         let mut set = RouteSet {
             entries: Vec::new(),
             exact: HashMap::new(),
@@ -57,7 +59,7 @@ impl RouteSet {
     }
 
     /// Every entry, in precedence order.
-    pub fn entries(&self) -> &[RouteEntry] {
+    pub fn entries(&self) -> &[Arc<RouteEntry>] {
         &self.entries
     }
 
@@ -65,7 +67,7 @@ impl RouteSet {
     pub fn find(&self, req: &RequestFacts<'_>) -> Option<&RouteEntry> {
         let path = req.path;
         let matches = |i: &u32| {
-            let e = self.entries.get(*i as usize)?;
+            let e: &RouteEntry = self.entries.get(*i as usize)?;
             e.matcher
                 .matches(req.method, path, req.query, req.headers)
                 .then_some(e)
@@ -109,7 +111,7 @@ mod tests {
     use crate::routing::matcher::{HeaderMatch, Precedence, RequestMatch, ValueMatch};
     use crate::routing::{RouteRule, Timeouts};
 
-    fn mk_entry(name: &str, path: PathMatch, header: bool) -> RouteEntry {
+    fn mk_entry(name: &str, path: PathMatch, header: bool) -> Arc<RouteEntry> {
         let matcher = RequestMatch {
             path,
             method: None,
@@ -124,7 +126,7 @@ mod tests {
             query: vec![],
         };
         let route = ObjectKey::new(Kind::HttpRoute, "default", name);
-        RouteEntry {
+        Arc::new(RouteEntry {
             precedence: Precedence::of(&matcher, Timestamp::UNIX_EPOCH, route.clone(), 0, 0),
             matcher,
             rule: Arc::new(RouteRule {
@@ -135,7 +137,7 @@ mod tests {
                 backends: BackendSet::default(),
                 timeouts: Timeouts::default(),
             }),
-        }
+        })
     }
 
     /// The indexed lookup must pick what a linear scan in precedence order

@@ -140,7 +140,7 @@ pub(super) struct ListenerModel {
     pub certificate: Option<Certificate>,
     pub binds: Vec<SocketAddr>,
     pub attached_routes: i32,
-    pub hosts: HostMap<Vec<RouteEntry>>,
+    pub hosts: HostMap<Vec<Arc<RouteEntry>>>,
     /// Why the listener is not bound yet, in a cluster.
     pub pending: Option<String>,
 }

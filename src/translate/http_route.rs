@@ -1,7 +1,8 @@
 //! HTTPRoutes: attaching them to Gateway listeners (parentRefs, allowed
 //! namespaces and kinds, hostname intersection) and their status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use gateway_api::httproutes::{
     HttpRoute, HttpRouteParentRefs, HttpRouteStatus, HttpRouteStatusParents,
@@ -19,34 +20,102 @@ use crate::routing::RouteEntry;
 use crate::routing::host::host_matches;
 use crate::routing::matcher::Precedence;
 
+/// What one HTTPRoute translates to against a given set of Gateways. It
+/// depends on nothing but the route and the objects that are not HTTPRoutes,
+/// so it is kept between translations while neither changes.
+#[derive(Debug)]
+pub(super) struct RouteOutcome {
+    /// The route's status parents (none: not ours to report).
+    parents: Vec<HttpRouteStatusParents>,
+    /// The listeners the route is attached to with `Accepted: True`.
+    attachments: Vec<Attachment>,
+    /// One entry per match of every rule that serves, shared by every
+    /// listener and hostname the route is attached to.
+    entries: Vec<Arc<RouteEntry>>,
+}
+
+/// A listener a route is attached to, and the hostnames it serves there.
+#[derive(Debug)]
+struct Attachment {
+    /// Index into the Gateways.
+    gateway: usize,
+    /// Index into that Gateway's listeners.
+    listener: usize,
+    hostnames: Vec<Option<String>>,
+}
+
+/// The outcomes of the previous translation, by route, with the revision
+/// of the route each was computed from. Valid only for the Gateways (and
+/// everything else that is not a route) it was computed against: the caller
+/// clears it when those change.
+#[derive(Debug, Default)]
+pub(super) struct RouteMemo {
+    routes: HashMap<ObjectKey, (u64, RouteOutcome)>,
+}
+
 /// Attaches every HTTPRoute to the listeners it selects and may attach to,
-/// and records each route's status.
+/// and records each route's status. A route whose revision is the one in
+/// `memo` is not translated again.
 pub(super) fn attach_routes(
     index: &Index,
     controller_name: &str,
     gateways: &mut [GatewayModel],
     stamp: &Stamp,
     status: &mut StatusSet,
+    memo: &mut RouteMemo,
 ) {
     let by_key: BTreeMap<ObjectKey, usize> = gateways
         .iter()
         .enumerate()
         .map(|(i, g)| (g.key.clone(), i))
         .collect();
+    let mut next = HashMap::with_capacity(memo.routes.len());
     for route in index.http_routes() {
-        let mut parents = attach_route(index, gateways, &by_key, route, stamp);
-        for parent in &mut parents {
-            parent.controller_name = controller_name.to_string();
+        let key = route_key(route);
+        let revision = index.revision(&key).unwrap_or_default();
+        let outcome = match memo.routes.remove(&key) {
+            Some((seen, outcome)) if seen == revision => outcome,
+            _ => {
+                let mut outcome = route_outcome(index, gateways, &by_key, route, stamp);
+                for parent in &mut outcome.parents {
+                    parent.controller_name = controller_name.to_string();
+                }
+                outcome
+            }
+        };
+        apply_outcome(gateways, &outcome);
+        if !outcome.parents.is_empty() {
+            status.insert(
+                key.clone(),
+                route.metadata.generation,
+                ObjectStatus::HttpRoute(HttpRouteStatus {
+                    parents: outcome.parents.clone(),
+                }),
+            );
         }
-        if parents.is_empty() {
+        next.insert(key, (revision, outcome));
+    }
+    memo.routes = next;
+}
+
+/// Counts the route on its listeners and adds its entries to the hosts of
+/// those that serve traffic.
+fn apply_outcome(gateways: &mut [GatewayModel], outcome: &RouteOutcome) {
+    for attachment in &outcome.attachments {
+        let listener = &mut gateways[attachment.gateway].listeners[attachment.listener];
+        // "The AttachedRoutes number represents the number of Routes with
+        // the Accepted condition set to "True" that have been attached to
+        // this Listener."
+        listener.attached_routes += 1;
+        if !listener.programmed() {
             continue;
         }
-        let key = route_key(route);
-        status.insert(
-            key,
-            route.metadata.generation,
-            ObjectStatus::HttpRoute(HttpRouteStatus { parents }),
-        );
+        for hostname in &attachment.hostnames {
+            listener
+                .hosts
+                .entry(hostname.as_deref(), Vec::new)
+                .extend(outcome.entries.iter().cloned());
+        }
     }
 }
 
@@ -69,13 +138,13 @@ enum Refusal {
     NoMatchingListenerHostname,
 }
 
-fn attach_route(
+fn route_outcome(
     index: &Index,
-    gateways: &mut [GatewayModel],
+    gateways: &[GatewayModel],
     by_key: &BTreeMap<ObjectKey, usize>,
     route: &HttpRoute,
     stamp: &Stamp,
-) -> Vec<HttpRouteStatusParents> {
+) -> RouteOutcome {
     let key = route_key(route);
     let generation = route.metadata.generation;
     let created = route
@@ -104,6 +173,20 @@ fn attach_route(
     // "A Route MUST be considered "Accepted" if at least one of the Route's
     // rules is implemented by the Gateway."
     let implementable = valid_rules > 0 || invalid.is_empty();
+    let entries: Vec<Arc<RouteEntry>> = rules
+        .iter()
+        .filter_map(|r| r.compiled.as_ref())
+        .flat_map(|(matches, rule)| {
+            matches.iter().enumerate().map(|(mi, m)| {
+                Arc::new(RouteEntry {
+                    precedence: Precedence::of(m, created, key.clone(), rule.rule_index, mi),
+                    matcher: m.clone(),
+                    rule: rule.clone(),
+                })
+            })
+        })
+        .collect();
+    let mut attachments = Vec::new();
 
     let mut parents = Vec::new();
     for parent in route.spec.parent_refs.iter().flatten() {
@@ -124,20 +207,16 @@ fn attach_route(
         let gw_namespace = namespace.clone().unwrap_or_else(|| key.namespace.clone());
         let gw_key = ObjectKey::new(Kind::Gateway, gw_namespace.clone(), name.clone());
         let result = match by_key.get(&gw_key) {
-            Some(&gi) => {
-                let gw = &mut gateways[gi];
-                attach_to_gateway(
-                    index,
-                    gw,
-                    &key,
-                    &route_hostnames,
-                    section_name.as_deref(),
-                    *port,
-                    created,
-                    &rules,
-                    implementable,
-                )
-            }
+            Some(&gi) => attach_to_gateway(
+                index,
+                gi,
+                &gateways[gi],
+                &key,
+                &route_hostnames,
+                section_name.as_deref(),
+                *port,
+                implementable.then_some(&mut attachments),
+            ),
             // A Gateway of another controller's class is not ours to report.
             None if index.gateway(&gw_namespace, name).is_some() => continue,
             None => Err(Refusal::NoMatchingParent),
@@ -210,7 +289,11 @@ fn attach_route(
             },
         });
     }
-    parents
+    RouteOutcome {
+        parents,
+        attachments,
+        entries,
+    }
 }
 
 fn join(problems: &[&Problem]) -> String {
@@ -221,29 +304,30 @@ fn join(problems: &[&Problem]) -> String {
         .join("; ")
 }
 
+/// Finds the listeners of one Gateway the route attaches to; records them
+/// in `attachments` when given (the route is accepted).
 #[allow(clippy::too_many_arguments)]
 fn attach_to_gateway(
     index: &Index,
-    gw: &mut GatewayModel,
+    gateway_index: usize,
+    gw: &GatewayModel,
     route: &ObjectKey,
     route_hostnames: &[String],
     section_name: Option<&str>,
     port: Option<i32>,
-    created: Timestamp,
-    rules: &[RuleOutcome],
-    implementable: bool,
+    mut attachments: Option<&mut Vec<Attachment>>,
 ) -> Result<usize, Refusal> {
-    let gw_namespace = gw.key.namespace.clone();
+    let gw_namespace = gw.key.namespace.as_str();
     let mut refusal = Refusal::NoMatchingParent;
     let mut attached = 0;
-    for listener in gw.listeners.iter_mut() {
+    for (listener_index, listener) in gw.listeners.iter().enumerate() {
         if section_name.is_some_and(|s| s != listener.name) {
             continue;
         }
         if port.is_some_and(|p| p != i32::from(listener.port)) {
             continue;
         }
-        if !allows(index, listener, &gw_namespace, &route.namespace) {
+        if !allows(index, listener, gw_namespace, &route.namespace) {
             refusal = refusal.max(Refusal::NotAllowedByListeners);
             continue;
         }
@@ -253,28 +337,14 @@ fn attach_to_gateway(
             continue;
         }
         attached += 1;
-        // "The AttachedRoutes number represents the number of Routes with
-        // the Accepted condition set to "True" that have been attached to
-        // this Listener. Routes with any other value for the Accepted
-        // condition MUST NOT be included in this count."
-        if !implementable {
-            continue;
-        }
-        listener.attached_routes += 1;
-        if !listener.programmed() {
-            continue;
-        }
-        for hostname in &hostnames {
-            let entries = listener.hosts.entry(hostname.as_deref(), Vec::new);
-            for (matches, rule) in rules.iter().filter_map(|r| r.compiled.as_ref()) {
-                for (mi, m) in matches.iter().enumerate() {
-                    entries.push(RouteEntry {
-                        precedence: Precedence::of(m, created, route.clone(), rule.rule_index, mi),
-                        matcher: m.clone(),
-                        rule: rule.clone(),
-                    });
-                }
-            }
+        // Routes whose Accepted condition is not True are not counted in
+        // AttachedRoutes, nor served.
+        if let Some(attachments) = attachments.as_deref_mut() {
+            attachments.push(Attachment {
+                gateway: gateway_index,
+                listener: listener_index,
+                hostnames,
+            });
         }
     }
     if attached > 0 {

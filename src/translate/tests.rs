@@ -17,8 +17,9 @@ use anyhow::{Context, bail};
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use super::{TranslateConfig, translate};
+use super::{TranslateConfig, Translation, Translator, translate};
 use crate::index::Index;
+use crate::object::{Kind, Object};
 use crate::provider::Event;
 use crate::provider::file::{MetadataStamper, load_path};
 use crate::routing::RouteTable;
@@ -63,12 +64,20 @@ fn mk_rendering(input: &Path) -> anyhow::Result<String> {
     MetadataStamper::default().stamp(&mut loaded.objects, now);
     let mut index = Index::default();
     index.handle(Event::Reset(loaded.objects));
-    let config = TranslateConfig {
+    let config = case_config();
+    let translation = translate(&index, &config, now);
+    render(&translation)
+}
+
+fn case_config() -> TranslateConfig {
+    TranslateConfig {
         default_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         ..Default::default()
-    };
-    let translation = translate(&index, &config, now);
+    }
+}
 
+/// Renders a translation: status, routes, certificates and rules.
+fn render(translation: &Translation) -> anyhow::Result<String> {
     let mut out = String::new();
     out.push_str(&yaml_section(
         "status",
@@ -232,4 +241,60 @@ fn translate_cases() {
         inputs.len(),
         failures.join("\n\n")
     );
+}
+
+/// A translator that keeps route outcomes between translations must give
+/// what a fresh translation gives, after every kind of change: routes
+/// deleted, added back and edited, and other objects changing under them.
+#[test]
+fn incremental_translation_equals_a_fresh_one() {
+    let dir = cases_dir();
+    let (inputs, _) = mk_case_names(&dir).expect("listing the cases");
+    let now = Timestamp::from_second(NOW_SECONDS).unwrap();
+    let config = case_config();
+    let mut checked = 0;
+    for case in &inputs {
+        let loaded = load_path(&dir.join(format!("{case}.yaml"))).unwrap();
+        let mut objects = loaded.objects;
+        MetadataStamper::default().stamp(&mut objects, now);
+        let mut index = Index::default();
+        index.handle(Event::Reset(objects.clone()));
+        let mut translator = Translator::default();
+        let mut check = |index: &Index, step: &str| {
+            let kept = render(&translator.translate(index, &config, now)).unwrap();
+            let fresh = render(&translate(index, &config, now)).unwrap();
+            assert!(kept == fresh, "{case}, {step}: {}", mk_diff(&fresh, &kept));
+            checked += 1;
+        };
+        check(&index, "first");
+        check(&index, "unchanged");
+        for object in &objects {
+            let Object::HttpRoute(route) = object else {
+                continue;
+            };
+            let key = object.key();
+            index.handle(Event::Delete(key.clone()));
+            check(&index, &format!("{key} deleted"));
+            index.handle(Event::Apply(Box::new(object.clone())));
+            check(&index, &format!("{key} added back"));
+            let mut edited = route.clone();
+            edited
+                .spec
+                .hostnames
+                .get_or_insert_with(Vec::new)
+                .push("edited.example.com".into());
+            edited.metadata.generation = edited.metadata.generation.map(|g| g + 1);
+            index.handle(Event::Apply(Box::new(Object::HttpRoute(edited))));
+            check(&index, &format!("{key} edited"));
+        }
+        // Everything else: each object removed in turn, then restored.
+        for object in objects.iter().filter(|o| o.kind() != Kind::HttpRoute) {
+            let key = object.key();
+            index.handle(Event::Delete(key.clone()));
+            check(&index, &format!("{key} deleted"));
+            index.handle(Event::Apply(Box::new(object.clone())));
+            check(&index, &format!("{key} restored"));
+        }
+    }
+    assert!(checked > 100, "only {checked} comparisons");
 }
