@@ -12,6 +12,7 @@ mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -104,10 +105,37 @@ enum Parsed {
     Empty,
 }
 
-/// Parsed documents by their text, from the latest successful read.
+/// The documents of the latest successful read, by file, so that a reload
+/// parses only the documents whose text changed.
 #[derive(Debug, Default)]
 pub struct DocumentCache {
-    docs: std::collections::HashMap<String, Parsed>,
+    files: HashMap<PathBuf, CachedFile>,
+}
+
+impl DocumentCache {
+    /// How many documents are kept.
+    pub fn documents(&self) -> usize {
+        self.files.values().map(|f| f.docs.len()).sum()
+    }
+}
+
+/// One file's text and what each of its documents parsed to.
+#[derive(Debug)]
+struct CachedFile {
+    text: String,
+    docs: Vec<(Range<usize>, Parsed)>,
+}
+
+impl CachedFile {
+    /// Where a document with this text was in the previous read, looking
+    /// from `from` on: an edit usually leaves the documents in order, or
+    /// shifts them by the few that were added or removed.
+    fn find(&self, from: usize, doc: &str) -> Option<usize> {
+        /// How far ahead to look for a document.
+        const LOOKAHEAD: usize = 8;
+        let end = (from + LOOKAHEAD).min(self.docs.len());
+        (from..end).find(|&i| self.text.get(self.docs[i].0.clone()) == Some(doc))
+    }
 }
 
 /// Like [`load_path`], reusing (and then replacing) `cache`: an unchanged
@@ -127,9 +155,10 @@ pub fn load_path_cached(
             line: None,
             message: format!("cannot read: {e}"),
         })?;
-        let one = parse_file(&file, &text, cache, &mut next)?;
+        let (one, cached) = parse_file(&file, text, cache.files.get(&file))?;
         loaded.objects.extend(one.objects);
         loaded.skipped.extend(one.skipped);
+        next.files.insert(file, cached);
     }
     check_duplicates(&loaded.objects, path)?;
     *cache = next;
@@ -188,48 +217,52 @@ fn check_duplicates(objects: &[Arc<Object>], path: &Path) -> Result<(), LoadErro
     Ok(())
 }
 
-/// Splits multi-document YAML on `---` lines, returning each document with
-/// the 1-based line it starts on.
-fn split_documents(text: &str) -> Vec<(usize, String)> {
+/// Splits multi-document YAML on `---` lines, returning each document's
+/// byte range and the 1-based line it starts on.
+fn split_documents(text: &str) -> Vec<(usize, Range<usize>)> {
     let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
-        if line == "---" || line.starts_with("--- ") || line == "..." {
-            docs.push((start, std::mem::take(&mut current)));
-            start = i + 2;
-            continue;
+    let (mut start, mut start_line) = (0, 1);
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.trim_end_matches(['\n', '\r']);
+        if content == "---" || content.starts_with("--- ") || content == "..." {
+            docs.push((start_line, start..offset));
+            start = offset + line.len();
+            start_line = i + 2;
         }
-        current.push_str(line);
-        current.push('\n');
+        offset += line.len();
     }
-    docs.push((start, current));
+    docs.push((start_line, start..text.len()));
     docs
 }
 
 /// Parses one file's text: every document must be a known kind with valid
 /// fields, or an unknown kind (skipped and reported).
 pub fn parse_documents(file: &Path, text: &str) -> Result<Loaded, LoadError> {
-    let loaded = parse_file(
-        file,
-        text,
-        &DocumentCache::default(),
-        &mut DocumentCache::default(),
-    )?;
+    let (loaded, _) = parse_file(file, text.to_string(), None)?;
     Ok(loaded.into_owned())
 }
 
+/// Parses one file, taking each document that is unchanged since
+/// `previous` from there; returns the objects and what to keep for the
+/// next read.
 fn parse_file(
     file: &Path,
-    text: &str,
-    previous: &DocumentCache,
-    next: &mut DocumentCache,
-) -> Result<Loaded<Arc<Object>>, LoadError> {
+    text: String,
+    previous: Option<&CachedFile>,
+) -> Result<(Loaded<Arc<Object>>, CachedFile), LoadError> {
     let mut loaded = Loaded::default();
-    for (start, doc) in split_documents(text) {
-        let parsed = match previous.docs.get(&doc) {
-            Some(parsed) => parsed.clone(),
-            None => parse_document(file, start, &doc)?,
+    let mut docs = Vec::new();
+    // Where in the previous read's documents to look next.
+    let mut cursor = 0;
+    for (start, range) in split_documents(&text) {
+        let doc = &text[range.clone()];
+        let parsed = match previous.and_then(|p| p.find(cursor, doc).map(|i| (p, i))) {
+            Some((p, i)) => {
+                cursor = i + 1;
+                p.docs[i].1.clone()
+            }
+            None => parse_document(file, start, doc)?,
         };
         match &parsed {
             Parsed::Object(object) => loaded.objects.push(object.clone()),
@@ -240,9 +273,9 @@ fn parse_file(
             }),
             Parsed::Empty => {}
         }
-        next.docs.insert(doc, parsed);
+        docs.push((range, parsed));
     }
-    Ok(loaded)
+    Ok((loaded, CachedFile { text, docs }))
 }
 
 /// Parses one document starting on line `start` of `file`.

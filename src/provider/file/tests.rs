@@ -201,7 +201,7 @@ fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
     let mut cache = DocumentCache::default();
     write(80);
     let first = load_path_cached(&dir, &mut cache).unwrap();
-    assert_eq!(cache.docs.len(), 2);
+    assert_eq!(cache.documents(), 2);
     write(81);
     let second = load_path_cached(&dir, &mut cache).unwrap();
     assert!(
@@ -212,11 +212,11 @@ fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
         first.objects[1], second.objects[1],
         "changed document parsed again"
     );
-    assert_eq!(cache.docs.len(), 2, "stale documents are forgotten");
+    assert_eq!(cache.documents(), 2, "stale documents are forgotten");
     // A broken document fails the read and leaves the cache as it was.
     std::fs::write(dir.join("a.yaml"), "kind: [").unwrap();
     assert!(load_path_cached(&dir, &mut cache).is_err());
-    assert_eq!(cache.docs.len(), 2);
+    assert_eq!(cache.documents(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -274,5 +274,36 @@ fn stamping_tells_what_changed_since_the_previous_read() {
         fourth.removed,
         vec![ObjectKey::new(Kind::Service, "default", "b")]
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn documents_shifted_by_an_edit_are_still_reused() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-shift-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svc = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
+        )
+    };
+    let mut cache = DocumentCache::default();
+    let mut read = |names: &[&str]| {
+        let docs: Vec<String> = names.iter().map(|n| svc(n)).collect();
+        // CRLF line ends and a `---` with a trailing comment on one boundary.
+        let text = docs.join("--- # next\r\n");
+        std::fs::write(dir.join("a.yaml"), text).unwrap();
+        load_path_cached(&dir, &mut cache).unwrap().objects
+    };
+    let first = read(&["a", "b", "c", "d"]);
+    // x inserted at the front, b removed: a, c and d are the same objects.
+    let second = read(&["x", "a", "c", "d"]);
+    let name = |o: &Arc<Object>| o.key().name;
+    assert_eq!(
+        second.iter().map(name).collect::<Vec<_>>(),
+        ["x", "a", "c", "d"]
+    );
+    assert!(Arc::ptr_eq(&first[0], &second[1]));
+    assert!(Arc::ptr_eq(&first[2], &second[2]));
+    assert!(Arc::ptr_eq(&first[3], &second[3]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
