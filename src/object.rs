@@ -261,16 +261,23 @@ impl Object {
 
     /// The object's key.
     pub fn key(&self) -> ObjectKey {
+        let (kind, namespace, name) = self.key_ref();
+        ObjectKey::new(kind, namespace, name)
+    }
+
+    /// The parts of the object's key, borrowed: kind, namespace (empty for
+    /// cluster-scoped kinds) and name.
+    pub fn key_ref(&self) -> (Kind, &str, &str) {
         let meta = self.meta();
         let namespace = if self.kind().is_namespaced() {
-            meta.namespace.clone().unwrap_or_default()
+            meta.namespace.as_deref().unwrap_or_default()
         } else {
-            String::new()
+            ""
         };
-        ObjectKey::new(
+        (
             self.kind(),
             namespace,
-            meta.name.clone().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
         )
     }
 

@@ -82,8 +82,9 @@ pub struct ListenerRoutes {
     pub listener: String,
     /// The listener's port (for redirects).
     pub port: u16,
-    /// Route entries by route hostname, indexed by path.
-    pub hosts: HostMap<RouteSet>,
+    /// Route entries by route hostname, indexed by path (a set no change
+    /// touched is shared with the previous table).
+    pub hosts: HostMap<Arc<RouteSet>>,
 }
 
 /// One match of one rule, placed by precedence.

@@ -276,7 +276,7 @@ async fn index_task(
         status.carry_transition_times(&state.status());
         let table = Arc::new(translation.table);
         state.table.store(table.clone());
-        state.status.send_replace(Arc::new(status));
+        let old_status = state.status.send_replace(Arc::new(status));
         state.metrics.config_reloads.inc();
         tracing::info!(
             generation = table.generation,
@@ -289,8 +289,8 @@ async fn index_task(
         }
         // Freeing a large table takes milliseconds: do it off this task,
         // which the next change is waiting on.
-        let old = tables.send_replace(table);
-        tokio::task::spawn_blocking(move || drop(old));
+        let old_table = tables.send_replace(table);
+        tokio::task::spawn_blocking(move || drop((old_table, old_status)));
     }
 }
 

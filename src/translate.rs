@@ -75,6 +75,7 @@ pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Tra
 #[derive(Debug, Default)]
 pub struct Translator {
     routes: http_route::RouteMemo,
+    sets: gateway::RouteSetMemo,
     /// What the kept outcomes were computed against: the index's revision
     /// of everything that is not an HTTPRoute, and the settings.
     basis: Option<(u64, TranslateConfig)>,
@@ -105,7 +106,7 @@ impl Translator {
             &mut status,
             &mut self.routes,
         );
-        let table = gateway::build_table(&mut gateways, index.generation());
+        let table = gateway::build_table(&mut gateways, index.generation(), &mut self.sets);
         gateway::write_gateway_status(&gateways, &ctx, &mut status);
         Translation { table, status }
     }

@@ -123,7 +123,17 @@ impl DocumentCache {
 #[derive(Debug)]
 struct CachedFile {
     text: String,
-    docs: Vec<(Range<usize>, Parsed)>,
+    docs: Vec<CachedDoc>,
+}
+
+/// One document of a cached file.
+#[derive(Clone, Debug)]
+struct CachedDoc {
+    /// The 1-based line it starts on.
+    line: usize,
+    /// Where its text is in the file's.
+    range: Range<usize>,
+    parsed: Parsed,
 }
 
 impl CachedFile {
@@ -134,7 +144,7 @@ impl CachedFile {
         /// How far ahead to look for a document.
         const LOOKAHEAD: usize = 8;
         let end = (from + LOOKAHEAD).min(self.docs.len());
-        (from..end).find(|&i| self.text.get(self.docs[i].0.clone()) == Some(doc))
+        (from..end).find(|&i| self.text.get(self.docs[i].range.clone()) == Some(doc))
     }
 }
 
@@ -203,14 +213,13 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
 }
 
 fn check_duplicates(objects: &[Arc<Object>], path: &Path) -> Result<(), LoadError> {
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(objects.len());
     for object in objects {
-        let key = object.key();
-        if !seen.insert(key.clone()) {
+        if !seen.insert(object.key_ref()) {
             return Err(LoadError {
                 file: path.to_path_buf(),
                 line: None,
-                message: format!("{key} is defined more than once"),
+                message: format!("{} is defined more than once", object.key()),
             });
         }
     }
@@ -251,31 +260,46 @@ fn parse_file(
     text: String,
     previous: Option<&CachedFile>,
 ) -> Result<(Loaded<Arc<Object>>, CachedFile), LoadError> {
-    let mut loaded = Loaded::default();
+    if let Some(previous) = previous.filter(|p| p.text == text) {
+        let docs = previous.docs.clone();
+        return Ok((collect(file, &docs), CachedFile { text, docs }));
+    }
     let mut docs = Vec::new();
     // Where in the previous read's documents to look next.
     let mut cursor = 0;
-    for (start, range) in split_documents(&text) {
+    for (line, range) in split_documents(&text) {
         let doc = &text[range.clone()];
         let parsed = match previous.and_then(|p| p.find(cursor, doc).map(|i| (p, i))) {
             Some((p, i)) => {
                 cursor = i + 1;
-                p.docs[i].1.clone()
+                p.docs[i].parsed.clone()
             }
-            None => parse_document(file, start, doc)?,
+            None => parse_document(file, line, doc)?,
         };
-        match &parsed {
+        docs.push(CachedDoc {
+            line,
+            range,
+            parsed,
+        });
+    }
+    Ok((collect(file, &docs), CachedFile { text, docs }))
+}
+
+/// The objects and skipped documents of one file's documents.
+fn collect(file: &Path, docs: &[CachedDoc]) -> Loaded<Arc<Object>> {
+    let mut loaded = Loaded::default();
+    for doc in docs {
+        match &doc.parsed {
             Parsed::Object(object) => loaded.objects.push(object.clone()),
             Parsed::Skipped(reason) => loaded.skipped.push(Skipped {
                 file: file.to_path_buf(),
-                line: start,
+                line: doc.line,
                 reason: reason.clone(),
             }),
             Parsed::Empty => {}
         }
-        docs.push((range, parsed));
     }
-    Ok((loaded, CachedFile { text, docs }))
+    loaded
 }
 
 /// Parses one document starting on line `start` of `file`.
@@ -411,6 +435,7 @@ fn yaml_message(e: &serde_yaml_ng::Error) -> String {
 /// `metadata.generation` and `creationTimestamp` as the API server does.
 #[derive(Clone, Debug)]
 struct Remembered {
+    key: ObjectKey,
     /// The object as read, before stamping. With the document cache an
     /// unchanged document gives this very object again, so most objects
     /// need no comparison at all.
@@ -437,7 +462,8 @@ pub struct Stamped {
 /// what changed since the previous read.
 #[derive(Debug, Default)]
 pub struct MetadataStamper {
-    seen: HashMap<ObjectKey, Remembered>,
+    /// The previous read's objects, in input order.
+    seen: Vec<Remembered>,
 }
 
 impl MetadataStamper {
@@ -454,16 +480,41 @@ impl MetadataStamper {
 
     /// Like [`MetadataStamper::stamp`] for shared objects: an object equal
     /// to the one read before comes back as the same stamped object and is
-    /// not listed as changed.
+    /// not listed as changed. Objects are matched by position first (the
+    /// same object at the same place, as an unchanged document gives) and
+    /// by key only where that fails.
     pub fn stamp_shared(&mut self, objects: Vec<Arc<Object>>, now: Timestamp) -> Stamped {
-        let mut next = HashMap::with_capacity(objects.len());
-        let mut out = Stamped {
-            objects: Vec::with_capacity(objects.len()),
-            ..Stamped::default()
-        };
-        for parsed in objects {
+        let mut previous: Vec<Option<Remembered>> = std::mem::take(&mut self.seen)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut next: Vec<Option<Remembered>> = Vec::with_capacity(objects.len());
+        let mut unmatched = Vec::new();
+        for (i, parsed) in objects.iter().enumerate() {
+            match previous.get_mut(i) {
+                Some(slot)
+                    if slot
+                        .as_ref()
+                        .is_some_and(|p| Arc::ptr_eq(&p.parsed, parsed)) =>
+                {
+                    next.push(slot.take());
+                }
+                _ => {
+                    next.push(None);
+                    unmatched.push(i);
+                }
+            }
+        }
+        let mut by_key: HashMap<ObjectKey, Remembered> = previous
+            .into_iter()
+            .flatten()
+            .map(|r| (r.key.clone(), r))
+            .collect();
+        let mut changed = Vec::new();
+        for i in unmatched {
+            let parsed = objects[i].clone();
             let key = parsed.key();
-            let remembered = match self.seen.remove(&key) {
+            let remembered = match by_key.remove(&key) {
                 Some(prev) if Arc::ptr_eq(&prev.parsed, &parsed) || prev.parsed == parsed => {
                     Remembered { parsed, ..prev }
                 }
@@ -475,8 +526,9 @@ impl MetadataStamper {
                             prev.generation + 1
                         };
                     let stamped = stamp_one(&parsed, generation, &prev.created);
-                    out.changed.push(stamped.clone());
+                    changed.push(stamped.clone());
                     Remembered {
+                        key,
                         parsed,
                         stamped,
                         generation,
@@ -486,8 +538,9 @@ impl MetadataStamper {
                 None => {
                     let created = Time(now);
                     let stamped = stamp_one(&parsed, 1, &created);
-                    out.changed.push(stamped.clone());
+                    changed.push(stamped.clone());
                     Remembered {
+                        key,
                         parsed,
                         stamped,
                         generation: 1,
@@ -495,14 +548,16 @@ impl MetadataStamper {
                     }
                 }
             };
-            out.objects.push(remembered.stamped.clone());
-            next.insert(key, remembered);
+            next[i] = Some(remembered);
         }
-        out.removed = std::mem::replace(&mut self.seen, next)
-            .into_keys()
-            .collect();
-        out.removed.sort();
-        out
+        self.seen = next.into_iter().flatten().collect();
+        let mut removed: Vec<ObjectKey> = by_key.into_keys().collect();
+        removed.sort();
+        Stamped {
+            objects: self.seen.iter().map(|r| r.stamped.clone()).collect(),
+            changed,
+            removed,
+        }
     }
 }
 

@@ -118,6 +118,56 @@ impl<T> HostMap<T> {
         }
     }
 
+    /// Like [`HostMap::map`], handing `f` the value `previous` has for the
+    /// same pattern, if any.
+    pub fn map_with<U, P>(
+        self,
+        previous: HostMap<P>,
+        mut f: impl FnMut(T, Option<P>) -> U,
+    ) -> HostMap<U> {
+        let HostMap {
+            exact: mut prev_exact,
+            wildcards: prev_wildcards,
+            any: prev_any,
+        } = previous;
+        let mut prev_wildcards: HashMap<String, P> = prev_wildcards.into_iter().collect();
+        let exact = self
+            .exact
+            .into_iter()
+            .map(|(k, v)| {
+                let p = prev_exact.remove(&k);
+                (k, f(v, p))
+            })
+            .collect();
+        let wildcards = self
+            .wildcards
+            .into_iter()
+            .map(|(k, v)| {
+                let p = prev_wildcards.remove(&k);
+                (k, f(v, p))
+            })
+            .collect();
+        let any = self.any.map(|v| f(v, prev_any));
+        HostMap {
+            exact,
+            wildcards,
+            any,
+        }
+    }
+
+    /// A map with the same patterns and `f` of each value.
+    pub fn map_ref<U>(&self, mut f: impl FnMut(&T) -> U) -> HostMap<U> {
+        HostMap {
+            exact: self.exact.iter().map(|(k, v)| (k.clone(), f(v))).collect(),
+            wildcards: self
+                .wildcards
+                .iter()
+                .map(|(k, v)| (k.clone(), f(v)))
+                .collect(),
+            any: self.any.as_ref().map(f),
+        }
+    }
+
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty() && self.wildcards.is_empty() && self.any.is_none()
