@@ -71,7 +71,9 @@ pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Tra
 /// Translates one index after another, keeping each HTTPRoute's outcome for
 /// the next translation: while nothing but HTTPRoutes changes (the usual
 /// edit), only the routes that changed are translated again. The result is
-/// always what [`translate`] gives for the same input.
+/// what [`translate`] gives for the same input, except that a route
+/// condition whose status did not change keeps the `lastTransitionTime` of
+/// the previous translation (as status written to a cluster must).
 #[derive(Debug, Default)]
 pub struct Translator {
     routes: http_route::RouteMemo,
@@ -91,7 +93,7 @@ impl Translator {
     ) -> Translation {
         let basis = (index.world_revision(), config.clone());
         if self.basis.as_ref() != Some(&basis) {
-            self.routes = http_route::RouteMemo::default();
+            self.routes.invalidate();
             self.basis = Some(basis);
         }
         let mut status = StatusSet::default();

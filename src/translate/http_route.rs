@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::gateway::{AllowedNamespaces, GatewayModel, ListenerModel};
 use super::rule::{RuleOutcome, compile_rule};
-use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
+use super::status::{ObjectStatus, Problem, Stamp, StatusSet, carry_route};
 use crate::index::Index;
 use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
 use crate::routing::RouteEntry;
@@ -25,8 +25,8 @@ use crate::routing::matcher::Precedence;
 /// so it is kept between translations while neither changes.
 #[derive(Debug)]
 pub(super) struct RouteOutcome {
-    /// The route's status parents (none: not ours to report).
-    parents: Vec<HttpRouteStatusParents>,
+    /// The route's status (no parents: not ours to report).
+    status: Arc<HttpRouteStatus>,
     /// The listeners the route is attached to with `Accepted: True`.
     attachments: Vec<Attachment>,
     /// One entry per match of every rule that serves, shared by every
@@ -51,6 +51,16 @@ struct Attachment {
 #[derive(Debug, Default)]
 pub(super) struct RouteMemo {
     routes: HashMap<ObjectKey, (u64, RouteOutcome)>,
+    /// Whether the outcomes may be reused; when not, they only lend their
+    /// condition times to the new ones.
+    valid: bool,
+}
+
+impl RouteMemo {
+    /// Marks every kept outcome as out of date.
+    pub(super) fn invalidate(&mut self) {
+        self.valid = false;
+    }
 }
 
 /// Attaches every HTTPRoute to the listeners it selects and may attach to,
@@ -74,28 +84,33 @@ pub(super) fn attach_routes(
         let key = route_key(route);
         let revision = index.revision(&key).unwrap_or_default();
         let outcome = match memo.routes.remove(&key) {
-            Some((seen, outcome)) if seen == revision => outcome,
-            _ => {
+            Some((seen, outcome)) if memo.valid && seen == revision => outcome,
+            before => {
                 let mut outcome = route_outcome(index, gateways, &by_key, route, stamp);
-                for parent in &mut outcome.parents {
+                let status = Arc::make_mut(&mut outcome.status);
+                for parent in &mut status.parents {
                     parent.controller_name = controller_name.to_string();
+                }
+                // Conditions that did not change keep their transition
+                // time, so that an unchanged status stays the same object.
+                if let Some((_, before)) = before {
+                    carry_route(status, &before.status);
                 }
                 outcome
             }
         };
         apply_outcome(gateways, &outcome);
-        if !outcome.parents.is_empty() {
+        if !outcome.status.parents.is_empty() {
             status.insert(
                 key.clone(),
                 route.metadata.generation,
-                ObjectStatus::HttpRoute(HttpRouteStatus {
-                    parents: outcome.parents.clone(),
-                }),
+                ObjectStatus::HttpRoute(outcome.status.clone()),
             );
         }
         next.insert(key, (revision, outcome));
     }
     memo.routes = next;
+    memo.valid = true;
 }
 
 /// Counts the route on its listeners and adds its entries to the hosts of
@@ -290,7 +305,7 @@ fn route_outcome(
         });
     }
     RouteOutcome {
-        parents,
+        status: Arc::new(HttpRouteStatus { parents }),
         attachments,
         entries,
     }

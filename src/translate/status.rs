@@ -2,6 +2,7 @@
 //! build conditions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_api::gatewayclasses::GatewayClassStatus;
 use gateway_api::gateways::GatewayStatus;
@@ -20,8 +21,9 @@ pub enum ObjectStatus {
     GatewayClass(GatewayClassStatus),
     /// A Gateway's status.
     Gateway(GatewayStatus),
-    /// An HTTPRoute's status.
-    HttpRoute(HttpRouteStatus),
+    /// An HTTPRoute's status (shared with the translator, which keeps it
+    /// for the next translation while the route does not change).
+    HttpRoute(Arc<HttpRouteStatus>),
 }
 
 /// One object's computed status with the generation it describes.
@@ -151,18 +153,42 @@ impl StatusSet {
                     }
                 }
                 (ObjectStatus::HttpRoute(now), ObjectStatus::HttpRoute(before)) => {
-                    for p in &mut now.parents {
-                        if let Some(b) =
-                            before.parents.iter().find(|b| b.parent_ref == p.parent_ref)
-                        {
-                            carry(p.conditions.iter_mut(), b.conditions.iter());
-                        }
+                    if !Arc::ptr_eq(now, before) && route_times_differ(now, before) {
+                        carry_route(Arc::make_mut(now), before);
                     }
                 }
                 _ => {}
             }
         }
     }
+}
+
+/// Carries `lastTransitionTime` from `before` into `now` for every parent's
+/// conditions whose status did not change.
+pub(super) fn carry_route(now: &mut HttpRouteStatus, before: &HttpRouteStatus) {
+    for p in &mut now.parents {
+        if let Some(b) = before.parents.iter().find(|b| b.parent_ref == p.parent_ref) {
+            carry(p.conditions.iter_mut(), b.conditions.iter());
+        }
+    }
+}
+
+/// Whether carrying times from `before` would change `now`.
+fn route_times_differ(now: &HttpRouteStatus, before: &HttpRouteStatus) -> bool {
+    now.parents.iter().any(|p| {
+        before
+            .parents
+            .iter()
+            .find(|b| b.parent_ref == p.parent_ref)
+            .is_some_and(|b| {
+                p.conditions.iter().any(|c| {
+                    b.conditions
+                        .iter()
+                        .find(|b| b.type_ == c.type_ && b.status == c.status)
+                        .is_some_and(|b| b.last_transition_time != c.last_transition_time)
+                })
+            })
+    })
 }
 
 fn carry<'a>(

@@ -298,3 +298,51 @@ fn incremental_translation_equals_a_fresh_one() {
     }
     assert!(checked > 100, "only {checked} comparisons");
 }
+
+/// Kept outcomes are shared, not copied, and a route that is translated
+/// again keeps the transition time of every condition that did not flip.
+#[test]
+fn kept_route_status_is_shared_and_keeps_transition_times() {
+    use crate::translate::ObjectStatus;
+    let input = cases_dir().join("attached-routes.yaml");
+    let mut objects = load_path(&input).unwrap().objects;
+    let t0 = Timestamp::from_second(NOW_SECONDS).unwrap();
+    let t1 = Timestamp::from_second(NOW_SECONDS + 60).unwrap();
+    MetadataStamper::default().stamp(&mut objects, t0);
+    let mut index = Index::default();
+    index.handle(Event::Reset(objects.clone()));
+    let routes: Vec<&Object> = objects
+        .iter()
+        .filter(|o| o.kind() == Kind::HttpRoute)
+        .collect();
+    assert!(routes.len() >= 2, "the case has two routes or more");
+    let (edited_key, untouched_key) = (routes[0].key(), routes[1].key());
+    let mut translator = Translator::default();
+    let config = case_config();
+    let first = translator.translate(&index, &config, t0).status;
+
+    let Object::HttpRoute(mut edited) = routes[0].clone() else {
+        unreachable!()
+    };
+    edited.metadata.labels = Some([("edited".to_string(), "yes".to_string())].into());
+    index.handle(Event::Apply(Box::new(Object::HttpRoute(edited))));
+    let second = translator.translate(&index, &config, t1).status;
+
+    let route_status = |set: &super::StatusSet, key| match &set.get(key).unwrap().status {
+        ObjectStatus::HttpRoute(s) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(std::sync::Arc::ptr_eq(
+        &route_status(&first, &untouched_key),
+        &route_status(&second, &untouched_key)
+    ));
+    let (before, after) = (
+        route_status(&first, &edited_key),
+        route_status(&second, &edited_key),
+    );
+    assert!(!std::sync::Arc::ptr_eq(&before, &after), "translated again");
+    assert_eq!(before, after, "same conditions, same times");
+    // A fresh translation at t1 stamps t1.
+    let fresh = translate(&index, &config, t1).status;
+    assert_ne!(route_status(&fresh, &edited_key), after);
+}

@@ -4,6 +4,7 @@ use gateway_api::httproutes::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use std::sync::Arc;
 
 use crate::translate::ObjectStatus;
 
@@ -27,7 +28,7 @@ fn mk_condition(type_: &str, status: &str, at: i64) -> Condition {
 fn mk_route_status(accepted: &str, at: i64) -> StatusEntry {
     StatusEntry {
         generation: Some(1),
-        status: ObjectStatus::HttpRoute(HttpRouteStatus {
+        status: ObjectStatus::HttpRoute(Arc::new(HttpRouteStatus {
             parents: vec![HttpRouteStatusParents {
                 conditions: vec![mk_condition("Accepted", accepted, at)],
                 controller_name: OURS.into(),
@@ -36,7 +37,7 @@ fn mk_route_status(accepted: &str, at: i64) -> StatusEntry {
                     ..Default::default()
                 },
             }],
-        }),
+        })),
     }
 }
 
@@ -70,7 +71,7 @@ fn transition_time_is_kept_unless_the_status_flips() {
     // Same status, new reason text: written, but the old time is kept.
     let mut changed = mk_route_status("True", 500);
     if let ObjectStatus::HttpRoute(s) = &mut changed.status {
-        s.parents[0].conditions[0].message = "new message".into();
+        Arc::make_mut(s).parents[0].conditions[0].message = "new message".into();
     }
     let patch = status_patch(&key(), &changed, Some(&current), OURS).unwrap();
     let c = &patch["status"]["parents"][0]["conditions"][0];
