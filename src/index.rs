@@ -159,6 +159,21 @@ impl Index {
         self.replace(|k| k == kind, objects)
     }
 
+    /// Every HTTPRoute with its key and the revision at which it last
+    /// changed, in key order.
+    pub fn http_routes_with_revisions(
+        &self,
+    ) -> impl Iterator<Item = (&ObjectKey, u64, &HttpRoute)> {
+        let start = ObjectKey::new(Kind::HttpRoute, "", "");
+        self.objects
+            .range(start..)
+            .take_while(|(k, _)| k.kind == Kind::HttpRoute)
+            .filter_map(|(k, s)| match &s.object {
+                Object::HttpRoute(route) => Some((k, s.revision, route)),
+                _ => None,
+            })
+    }
+
     /// The revision at which the object last changed.
     pub fn revision(&self, key: &ObjectKey) -> Option<u64> {
         self.objects.get(key).map(|s| s.revision)

@@ -80,10 +80,12 @@ pub(super) fn attach_routes(
         .map(|(i, g)| (g.key.clone(), i))
         .collect();
     let mut next = HashMap::with_capacity(memo.routes.len());
-    for route in index.http_routes() {
-        let key = route_key(route);
-        let revision = index.revision(&key).unwrap_or_default();
-        let outcome = match memo.routes.remove(&key) {
+    for (key, revision, route) in index.http_routes_with_revisions() {
+        let (key, before) = match memo.routes.remove_entry(key) {
+            Some((owned, before)) => (owned, Some(before)),
+            None => (key.clone(), None),
+        };
+        let outcome = match before {
             Some((seen, outcome)) if memo.valid && seen == revision => outcome,
             before => {
                 let mut outcome = route_outcome(index, gateways, &by_key, route, stamp);

@@ -129,8 +129,12 @@ impl StatusSet {
     /// Keeps `lastTransitionTime` from `previous` for every condition whose
     /// status did not change, as the API conventions require.
     pub fn carry_transition_times(&mut self, previous: &StatusSet) {
+        // Both sets are in key order: walk them side by side rather than
+        // looking every key up.
+        let mut before = previous.entries.iter().peekable();
         for (key, entry) in &mut self.entries {
-            let Some(prev) = previous.entries.get(key) else {
+            while before.next_if(|(k, _)| *k < key).is_some() {}
+            let Some((_, prev)) = before.next_if(|(k, _)| *k == key) else {
                 continue;
             };
             match (&mut entry.status, &prev.status) {
@@ -152,10 +156,10 @@ impl StatusSet {
                         }
                     }
                 }
-                (ObjectStatus::HttpRoute(now), ObjectStatus::HttpRoute(before)) => {
-                    if !Arc::ptr_eq(now, before) && route_times_differ(now, before) {
-                        carry_route(Arc::make_mut(now), before);
-                    }
+                (ObjectStatus::HttpRoute(now), ObjectStatus::HttpRoute(before))
+                    if !Arc::ptr_eq(now, before) && route_times_differ(now, before) =>
+                {
+                    carry_route(Arc::make_mut(now), before);
                 }
                 _ => {}
             }
@@ -249,5 +253,65 @@ impl Stamp {
             observed_generation: generation,
             last_transition_time: Time(self.now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gateway_api::httproutes::{HttpRouteStatusParents, HttpRouteStatusParentsParentRef};
+
+    use super::*;
+    use crate::object::Kind;
+
+    fn mk_route(accepted: &str, at: i64) -> ObjectStatus {
+        ObjectStatus::HttpRoute(Arc::new(HttpRouteStatus {
+            parents: vec![HttpRouteStatusParents {
+                conditions: vec![Condition {
+                    type_: "Accepted".into(),
+                    status: accepted.into(),
+                    reason: "R".into(),
+                    message: String::new(),
+                    observed_generation: Some(1),
+                    last_transition_time: Time(Timestamp::from_second(at).unwrap()),
+                }],
+                controller_name: "c".into(),
+                parent_ref: HttpRouteStatusParentsParentRef {
+                    name: "gw".into(),
+                    ..Default::default()
+                },
+            }],
+        }))
+    }
+
+    fn time_of(set: &StatusSet, name: &str) -> i64 {
+        let key = ObjectKey::new(Kind::HttpRoute, "ns", name);
+        match &set.get(&key).unwrap().status {
+            ObjectStatus::HttpRoute(s) => s.parents[0].conditions[0]
+                .last_transition_time
+                .0
+                .as_second(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unchanged_conditions_keep_their_transition_time() {
+        let mk_set = |routes: &[(&str, &str, i64)]| {
+            let mut set = StatusSet::default();
+            for (name, accepted, at) in routes {
+                set.insert(
+                    ObjectKey::new(Kind::HttpRoute, "ns", *name),
+                    Some(1),
+                    mk_route(accepted, *at),
+                );
+            }
+            set
+        };
+        let previous = mk_set(&[("a", "True", 10), ("b", "True", 20), ("c", "True", 30)]);
+        let mut now = mk_set(&[("b", "True", 99), ("c", "False", 99), ("d", "True", 99)]);
+        now.carry_transition_times(&previous);
+        assert_eq!(time_of(&now, "b"), 20, "unchanged: carried");
+        assert_eq!(time_of(&now, "c"), 99, "flipped: new time");
+        assert_eq!(time_of(&now, "d"), 99, "new: new time");
     }
 }
