@@ -226,23 +226,41 @@ fn check_duplicates(objects: &[Arc<Object>], path: &Path) -> Result<(), LoadErro
     Ok(())
 }
 
-/// Splits multi-document YAML on `---` lines, returning each document's
-/// byte range and the 1-based line it starts on.
-fn split_documents(text: &str) -> Vec<(usize, Range<usize>)> {
-    let mut docs = Vec::new();
-    let (mut start, mut start_line) = (0, 1);
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let content = line.trim_end_matches(['\n', '\r']);
+/// Splits multi-document YAML on `---` lines, from byte `from` of `text`
+/// (the start of a document, on line `line`) on, appending each document's
+/// byte range and the 1-based line it starts on to `docs`.
+fn split_documents_from(
+    text: &str,
+    from: usize,
+    line: usize,
+    docs: &mut Vec<(usize, Range<usize>)>,
+) {
+    let (mut start, mut start_line) = (from, line);
+    let mut offset = from;
+    for (i, line_text) in text[from..].split_inclusive('\n').enumerate() {
+        let content = line_text.trim_end_matches(['\n', '\r']);
         if content == "---" || content.starts_with("--- ") || content == "..." {
             docs.push((start_line, start..offset));
-            start = offset + line.len();
-            start_line = i + 2;
+            start = offset + line_text.len();
+            start_line = line + i + 1;
         }
-        offset += line.len();
+        offset += line_text.len();
     }
     docs.push((start_line, start..text.len()));
-    docs
+}
+
+/// How many leading bytes `a` and `b` share.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const CHUNK: usize = 4096;
+    let mut same = 0;
+    for (x, y) in a.chunks(CHUNK).zip(b.chunks(CHUNK)) {
+        if x == y {
+            same += x.len();
+        } else {
+            return same + x.iter().zip(y).take_while(|(p, q)| p == q).count();
+        }
+    }
+    same
 }
 
 /// Parses one file's text: every document must be a known kind with valid
@@ -265,9 +283,31 @@ fn parse_file(
         return Ok((collect(file, &docs), CachedFile { text, docs }));
     }
     let mut docs = Vec::new();
-    // Where in the previous read's documents to look next.
+    // Documents wholly before the first changed byte (with the separator
+    // that ends them) are the previous read's: take them without
+    // splitting or comparing that part again.
+    let mut split = Vec::new();
     let mut cursor = 0;
-    for (line, range) in split_documents(&text) {
+    match previous {
+        Some(previous) => {
+            let same = common_prefix(previous.text.as_bytes(), text.as_bytes());
+            let kept = previous
+                .docs
+                .windows(2)
+                .take_while(|pair| pair[1].range.start <= same)
+                .count();
+            docs.extend(previous.docs[..kept].iter().cloned());
+            let (from, line) = previous
+                .docs
+                .get(kept)
+                .map_or((0, 1), |d| (d.range.start, d.line));
+            split_documents_from(&text, from, line, &mut split);
+            cursor = kept;
+        }
+        None => split_documents_from(&text, 0, 1, &mut split),
+    }
+    // Where in the previous read's documents to look next.
+    for (line, range) in split {
         let doc = &text[range.clone()];
         let parsed = match previous.and_then(|p| p.find(cursor, doc).map(|i| (p, i))) {
             Some((p, i)) => {

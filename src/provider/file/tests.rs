@@ -307,3 +307,44 @@ fn documents_shifted_by_an_edit_are_still_reused() {
     assert!(Arc::ptr_eq(&first[3], &second[3]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_cached_read_gives_what_a_fresh_read_gives() {
+    let dir = std::env::temp_dir().join(format!("gatehouse-fresh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svc = |name: &str, port: u16| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
+        )
+    };
+    let unknown = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n".to_string();
+    let versions: Vec<Vec<String>> = vec![
+        vec![svc("a", 80), unknown.clone(), svc("b", 80), svc("c", 80)],
+        // The last document edited.
+        vec![svc("a", 80), unknown.clone(), svc("b", 80), svc("c", 81)],
+        // One in the middle edited and one added at the end.
+        vec![
+            svc("a", 80),
+            unknown.clone(),
+            svc("b", 82),
+            svc("c", 81),
+            svc("d", 80),
+        ],
+        // The first removed, lines shift.
+        vec![unknown.clone(), svc("b", 82), svc("c", 81), svc("d", 80)],
+        // Two documents left.
+        vec![unknown.clone(), svc("b", 82)],
+        // An empty document at the end.
+        vec![unknown, svc("b", 82), String::new()],
+    ];
+    let mut cache = DocumentCache::default();
+    for (i, docs) in versions.iter().enumerate() {
+        std::fs::write(dir.join("a.yaml"), docs.join("---\n")).unwrap();
+        let cached = load_path_cached(&dir, &mut cache).unwrap();
+        let fresh = load_path(&dir).unwrap();
+        let cached_objects: Vec<Object> = cached.objects.iter().map(|o| (**o).clone()).collect();
+        assert_eq!(cached_objects, fresh.objects, "version {i}");
+        assert_eq!(cached.skipped, fresh.skipped, "version {i}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
