@@ -19,7 +19,8 @@ use super::{DocumentCache, LoadError, MetadataStamper, Skipped, load_path_cached
 use crate::object::Object;
 use crate::provider::Event;
 
-/// How long to wait for a burst of file events to settle before reloading.
+/// How long to wait, after a file was written but not yet closed, for the
+/// write to finish before reloading anyway.
 const SETTLE: Duration = Duration::from_millis(10);
 /// How often the input is re-read when no file watcher could be set up.
 const POLL: Duration = Duration::from_secs(2);
@@ -37,6 +38,34 @@ pub struct ProviderState {
     pub last_error: Option<LoadError>,
     /// Documents the latest good read skipped.
     pub skipped: Vec<Skipped>,
+}
+
+/// What a file system event says about the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// Something was created or written: more may follow.
+    Started,
+    /// A write finished (the file was closed after writing, or another
+    /// renamed into place): the input is whole and can be read now.
+    Finished,
+}
+
+impl Change {
+    fn of(kind: &notify::EventKind) -> Option<Change> {
+        use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+        match kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+                Some(Change::Finished)
+            }
+            // Opening and reading a file are events too (inotify reports
+            // them): reacting to them would make every read trigger the next.
+            EventKind::Access(_) => None,
+            // Removals and the rest may be the start of a larger change
+            // (a checkout replacing many files).
+            _ => Some(Change::Started),
+        }
+    }
 }
 
 /// What the provider keeps between reads.
@@ -131,10 +160,10 @@ pub fn spawn_file_provider(
 
     let (notify_tx, mut notify_rx) = mpsc::unbounded_channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        // Opening and reading a file are events too (inotify reports them):
-        // reacting to them would make every read trigger the next one.
-        if res.is_ok_and(|event| !matches!(event.kind, notify::EventKind::Access(_))) {
-            let _ = notify_tx.send(());
+        if let Ok(event) = res
+            && let Some(change) = Change::of(&event.kind)
+        {
+            let _ = notify_tx.send(change);
         }
     });
     // Watch the directory holding a single file, so editors that replace
@@ -168,10 +197,22 @@ pub fn spawn_file_provider(
         loop {
             tokio::select! {
                 got = notify_rx.recv(), if !polling => {
-                    if got.is_none() {
+                    let Some(mut change) = got else {
                         return;
+                    };
+                    // A write in progress may be followed by more: wait for
+                    // it to finish (or settle) before reading.
+                    let settle = tokio::time::sleep(SETTLE);
+                    tokio::pin!(settle);
+                    while change == Change::Started {
+                        tokio::select! {
+                            next = notify_rx.recv() => match next {
+                                Some(next) => change = next,
+                                None => return,
+                            },
+                            _ = &mut settle => break,
+                        }
                     }
-                    tokio::time::sleep(SETTLE).await;
                     while notify_rx.try_recv().is_ok() {}
                 }
                 _ = tokio::time::sleep(POLL), if polling => {}
@@ -211,4 +252,41 @@ pub fn spawn_file_provider(
         }
     });
     (first, state_rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, ModifyKind, RemoveKind,
+        RenameMode,
+    };
+
+    use super::Change;
+
+    #[test]
+    fn finished_writes_are_read_at_once_and_the_rest_settles() {
+        let finished = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+        ];
+        for kind in finished {
+            assert_eq!(Change::of(&kind), Some(Change::Finished), "{kind:?}");
+        }
+        let started = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Remove(RemoveKind::File),
+        ];
+        for kind in started {
+            assert_eq!(Change::of(&kind), Some(Change::Started), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert_eq!(Change::of(&kind), None, "{kind:?}: our own reads");
+        }
+    }
 }
