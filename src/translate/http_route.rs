@@ -1,7 +1,7 @@
 //! HTTPRoutes: attaching them to Gateway listeners (parentRefs, allowed
 //! namespaces and kinds, hostname intersection) and their status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gateway_api::httproutes::{
@@ -50,7 +50,8 @@ struct Attachment {
 /// clears it when those change.
 #[derive(Debug, Default)]
 pub(super) struct RouteMemo {
-    routes: HashMap<ObjectKey, (u64, RouteOutcome)>,
+    /// By route key, in key order (the order the index lists routes in).
+    routes: Vec<(ObjectKey, u64, RouteOutcome)>,
     /// Whether the outcomes may be reused; when not, they only lend their
     /// condition times to the new ones.
     valid: bool,
@@ -79,10 +80,14 @@ pub(super) fn attach_routes(
         .enumerate()
         .map(|(i, g)| (g.key.clone(), i))
         .collect();
-    let mut next = HashMap::with_capacity(memo.routes.len());
+    let mut before = std::mem::take(&mut memo.routes).into_iter().peekable();
+    let mut next = Vec::with_capacity(before.len());
+    let mut statuses = Vec::with_capacity(before.len());
     for (key, revision, route) in index.http_routes_with_revisions() {
-        let (key, before) = match memo.routes.remove_entry(key) {
-            Some((owned, before)) => (owned, Some(before)),
+        // Both lists are in key order: skip outcomes of deleted routes.
+        while before.next_if(|(k, _, _)| k < key).is_some() {}
+        let (key, before) = match before.next_if(|(k, _, _)| k == key) {
+            Some((owned, seen, outcome)) => (owned, Some((seen, outcome))),
             None => (key.clone(), None),
         };
         let outcome = match before {
@@ -103,14 +108,15 @@ pub(super) fn attach_routes(
         };
         apply_outcome(gateways, &outcome);
         if !outcome.status.parents.is_empty() {
-            status.insert(
+            statuses.push((
                 key.clone(),
                 route.metadata.generation,
                 ObjectStatus::HttpRoute(outcome.status.clone()),
-            );
+            ));
         }
-        next.insert(key, (revision, outcome));
+        next.push((key, revision, outcome));
     }
+    status.extend_sorted(statuses);
     memo.routes = next;
     memo.valid = true;
 }

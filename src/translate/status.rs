@@ -48,6 +48,16 @@ impl StatusSet {
         self.entries.insert(key, StatusEntry { generation, status });
     }
 
+    /// Records many objects' statuses, given in key order (built in one
+    /// pass rather than inserted one by one).
+    pub fn extend_sorted(&mut self, statuses: Vec<(ObjectKey, Option<i64>, ObjectStatus)>) {
+        let mut more: BTreeMap<ObjectKey, StatusEntry> = statuses
+            .into_iter()
+            .map(|(key, generation, status)| (key, StatusEntry { generation, status }))
+            .collect();
+        self.entries.append(&mut more);
+    }
+
     /// Looks one object's status up.
     pub fn get(&self, key: &ObjectKey) -> Option<&StatusEntry> {
         self.entries.get(key)
