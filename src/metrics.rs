@@ -75,6 +75,8 @@ pub struct Metrics {
     pub upstream_connect_errors: Family<BackendLabels, Counter>,
     /// Config reads that produced a new table.
     pub config_reloads: Counter,
+    /// Time to translate the index into a routing table and status.
+    pub translate_duration: Histogram,
     /// Config reads that failed (the last good config was kept).
     pub config_reload_failures: Counter,
     /// Connections open on data-plane listeners.
@@ -106,6 +108,9 @@ impl Metrics {
             );
         let upstream_connect_errors = Family::<BackendLabels, Counter>::default();
         let config_reloads = Counter::default();
+        let translate_duration = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]);
         let config_reload_failures = Counter::default();
         let open_connections = Gauge::default();
         let mirror_errors = Counter::default();
@@ -132,6 +137,11 @@ impl Metrics {
             "config_reloads",
             "Configuration changes applied",
             config_reloads.clone(),
+        );
+        registry.register(
+            "translate_duration_seconds",
+            "Time to translate the objects into a routing table and status",
+            translate_duration.clone(),
         );
         registry.register(
             "config_reload_failures",
@@ -168,6 +178,7 @@ impl Metrics {
             request_duration,
             upstream_connect_errors,
             config_reloads,
+            translate_duration,
             config_reload_failures,
             open_connections,
             mirror_errors,

@@ -262,7 +262,9 @@ async fn index_task(
             (index, translator, translation)
         })
         .await;
-        let translate_ms = started.elapsed().as_secs_f64() * 1e3;
+        let translate_seconds = started.elapsed().as_secs_f64();
+        state.metrics.translate_duration.observe(translate_seconds);
+        let translate_ms = translate_seconds * 1e3;
         let (returned, kept, mut translation) = match result {
             Ok(returned) => returned,
             Err(error) => {

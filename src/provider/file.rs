@@ -349,6 +349,17 @@ fn parse_document(file: &Path, start: usize, doc: &str) -> Result<Parsed, LoadEr
         line,
         message,
     };
+    // The usual document names its kind on top-level lines: deserialize it
+    // straight from the text. Anything else (JSON, flow style, unknown
+    // kinds, and every error, for its message and line) takes the way
+    // through a parsed value below.
+    if let Some(kind) = type_meta_lines(doc).and_then(|(v, k)| Kind::from_type_meta(v, k))
+        && let Ok(mut object) = parse_object_text(kind, doc)
+        && object.meta().name.as_deref().is_some_and(|n| !n.is_empty())
+    {
+        defaults::apply(&mut object);
+        return Ok(Parsed::Object(Arc::new(object)));
+    }
     let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(doc)
         .map_err(|e| err(yaml_line(&e, start).or(Some(start)), yaml_message(&e)))?;
     if value.is_null() {
@@ -381,6 +392,36 @@ fn parse_document(file: &Path, start: usize, doc: &str) -> Result<Parsed, LoadEr
         return Err(err(Some(start), format!("{kind} has no metadata.name")));
     }
     Ok(Parsed::Object(Arc::new(object)))
+}
+
+/// `apiVersion` and `kind` when the document gives them as plain or quoted
+/// scalars on lines of their own at the top level (block style).
+fn type_meta_lines(doc: &str) -> Option<(&str, &str)> {
+    fn scalar(rest: &str) -> Option<&str> {
+        let rest = rest.trim();
+        let rest = match rest.find(" #") {
+            Some(i) => rest[..i].trim_end(),
+            None => rest,
+        };
+        let unquoted = rest
+            .strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .or_else(|| rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+            .unwrap_or(rest);
+        let plain = unquoted
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-'));
+        (!unquoted.is_empty() && plain).then_some(unquoted)
+    }
+    let (mut api_version, mut kind) = (None, None);
+    for line in doc.lines() {
+        if let Some(rest) = line.strip_prefix("apiVersion:") {
+            api_version = Some(scalar(rest)?);
+        } else if let Some(rest) = line.strip_prefix("kind:") {
+            kind = Some(scalar(rest)?);
+        }
+    }
+    Some((api_version?, kind?))
 }
 
 fn parse_object_text(kind: Kind, doc: &str) -> Result<Object, (Option<usize>, String)> {

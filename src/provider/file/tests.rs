@@ -348,3 +348,35 @@ fn a_cached_read_gives_what_a_fresh_read_gives() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn block_yaml_and_json_of_one_object_parse_alike() {
+    // Block YAML names its kind on lines of its own and is deserialized
+    // straight from the text; JSON goes through a parsed value.
+    let yaml = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: "HTTPRoute"   # quoted, with a comment
+metadata:
+  name: r
+  labels: {app: "80"}
+spec:
+  parentRefs: [{name: gw, port: 80}]
+  hostnames: ["a.example.com"]
+  rules:
+  - matches:
+    - path: {type: Exact, value: /x}
+      headers: [{name: x-v, value: "1"}]
+    backendRefs: [{name: svc, port: 8080, weight: 3}]
+    timeouts: {request: 5s}
+"#;
+    assert_eq!(
+        type_meta_lines(yaml),
+        Some(("gateway.networking.k8s.io/v1", "HTTPRoute"))
+    );
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    let json = serde_json::to_string(&value).unwrap();
+    assert_eq!(type_meta_lines(&json), None);
+    let from_yaml = parse(yaml).unwrap().objects;
+    let from_json = parse(&json).unwrap().objects;
+    assert_eq!(from_yaml, from_json);
+    assert_eq!(from_yaml.len(), 1);
+}
