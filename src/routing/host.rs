@@ -122,20 +122,18 @@ impl<T> HostMap<T> {
     /// same pattern, if any.
     pub fn map_with<U, P>(
         self,
-        previous: HostMap<P>,
-        mut f: impl FnMut(T, Option<P>) -> U,
+        previous: Option<&HostMap<P>>,
+        mut f: impl FnMut(T, Option<&P>) -> U,
     ) -> HostMap<U> {
-        let HostMap {
-            exact: mut prev_exact,
-            wildcards: prev_wildcards,
-            any: prev_any,
-        } = previous;
-        let mut prev_wildcards: HashMap<String, P> = prev_wildcards.into_iter().collect();
+        let prev_wildcards: HashMap<&str, &P> = previous
+            .iter()
+            .flat_map(|p| p.wildcards.iter().map(|(k, v)| (k.as_str(), v)))
+            .collect();
         let exact = self
             .exact
             .into_iter()
             .map(|(k, v)| {
-                let p = prev_exact.remove(&k);
+                let p = previous.and_then(|p| p.exact.get(&k));
                 (k, f(v, p))
             })
             .collect();
@@ -143,28 +141,17 @@ impl<T> HostMap<T> {
             .wildcards
             .into_iter()
             .map(|(k, v)| {
-                let p = prev_wildcards.remove(&k);
+                let p = prev_wildcards.get(k.as_str()).copied();
                 (k, f(v, p))
             })
             .collect();
-        let any = self.any.map(|v| f(v, prev_any));
+        let any = self
+            .any
+            .map(|v| f(v, previous.and_then(|p| p.any.as_ref())));
         HostMap {
             exact,
             wildcards,
             any,
-        }
-    }
-
-    /// A map with the same patterns and `f` of each value.
-    pub fn map_ref<U>(&self, mut f: impl FnMut(&T) -> U) -> HostMap<U> {
-        HostMap {
-            exact: self.exact.iter().map(|(k, v)| (k.clone(), f(v))).collect(),
-            wildcards: self
-                .wildcards
-                .iter()
-                .map(|(k, v)| (k.clone(), f(v)))
-                .collect(),
-            any: self.any.as_ref().map(f),
         }
     }
 

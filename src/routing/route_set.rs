@@ -23,6 +23,9 @@ pub struct RouteSet {
     /// Every entry, in precedence order (shared with the translation that
     /// made them, which may keep them for the next one).
     entries: Vec<Arc<RouteEntry>>,
+    /// The same entries in the order they were given, so that the next
+    /// translation can tell whether it would build this very set again.
+    given: Vec<Arc<RouteEntry>>,
     /// Exact path → entries, by index into `entries`.
     exact: HashMap<String, Vec<u32>>,
     /// Prefix (without trailing slash; `""` for `/`) → entries.
@@ -38,10 +41,13 @@ impl Serialize for RouteSet {
 }
 
 impl RouteSet {
-    /// Indexes `entries`, which must already be in precedence order.
-    pub fn new(entries: Vec<Arc<RouteEntry>>) -> Self {
+    /// Orders `given` by precedence and indexes it.
+    pub fn new(given: Vec<Arc<RouteEntry>>) -> Self {
+        let mut entries = given.clone();
+        entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
         let mut set = RouteSet {
             entries: Vec::new(),
+            given,
             exact: HashMap::new(),
             prefix: HashMap::new(),
             regex: Vec::new(),
@@ -56,6 +62,13 @@ impl RouteSet {
         }
         set.entries = entries;
         set
+    }
+
+    /// Whether `given` holds the very entries this set was built from, in
+    /// the same order.
+    pub fn built_from(&self, given: &[Arc<RouteEntry>]) -> bool {
+        self.given.len() == given.len()
+            && self.given.iter().zip(given).all(|(a, b)| Arc::ptr_eq(a, b))
     }
 
     /// Every entry, in precedence order.

@@ -680,20 +680,12 @@ fn hostnames_overlap(a: &Option<String>, b: &Option<String>) -> bool {
 
 /// Builds the routing table from the programmed listeners, taking the
 /// route entries attached to them (sorted by precedence).
-/// The route sets of the previous table, by Gateway, listener and host,
-/// each with the entries it was built from in the order they were
-/// collected. A host whose entries are the very same ones gets the same set
-/// back instead of sorting and indexing them again.
+/// The previous table's routes, by Gateway and listener. A host of a
+/// listener that collects the very entries its previous set was built from
+/// gets that set back instead of sorting and indexing them again.
 #[derive(Debug, Default)]
 pub(super) struct RouteSetMemo {
-    listeners: HashMap<(ObjectKey, String), HostMap<CollectedSet>>,
-}
-
-/// A route set and the entries, as collected, it was built from.
-#[derive(Debug)]
-pub(super) struct CollectedSet {
-    collected: Vec<Arc<RouteEntry>>,
-    set: Arc<RouteSet>,
+    listeners: HashMap<(ObjectKey, String), Arc<ListenerRoutes>>,
 }
 
 pub(super) fn build_table(
@@ -702,7 +694,7 @@ pub(super) fn build_table(
     memo: &mut RouteSetMemo,
 ) -> RouteTable {
     let mut ports: BTreeMap<SocketAddr, PortTable> = BTreeMap::new();
-    let mut previous = std::mem::take(&mut memo.listeners);
+    let previous = std::mem::take(&mut memo.listeners);
     for gw in gateways.iter_mut() {
         for listener in &mut gw.listeners {
             let hosts = std::mem::take(&mut listener.hosts);
@@ -710,20 +702,11 @@ pub(super) fn build_table(
                 continue;
             };
             let id = (gw.key.clone(), listener.name.clone());
-            let before = previous.remove(&id).unwrap_or_default();
-            let collected = hosts.map_with(before, |entries, before| match before {
-                Some(before) if same_entries(&before.collected, &entries) => before,
-                _ => {
-                    let mut sorted = entries.clone();
-                    sorted.sort_by(|a, b| a.precedence.cmp(&b.precedence));
-                    CollectedSet {
-                        collected: entries,
-                        set: Arc::new(RouteSet::new(sorted)),
-                    }
-                }
+            let before = previous.get(&id).map(|routes| &routes.hosts);
+            let hosts = hosts.map_with(before, |entries, before| match before {
+                Some(set) if set.built_from(&entries) => set.clone(),
+                _ => Arc::new(RouteSet::new(entries)),
             });
-            let hosts = collected.map_ref(|c| c.set.clone());
-            memo.listeners.insert(id, collected);
             let routes = Arc::new(ListenerRoutes {
                 gateway: gw.key.clone(),
                 gateway_label: format!("{}/{}", gw.key.namespace, gw.key.name).into(),
@@ -731,6 +714,7 @@ pub(super) fn build_table(
                 port: listener.port,
                 hosts,
             });
+            memo.listeners.insert(id, routes.clone());
             for bind in &listener.binds {
                 let port = ports.entry(*bind).or_insert_with(|| PortTable {
                     protocol,
@@ -752,11 +736,6 @@ pub(super) fn build_table(
         listeners: ports.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         generation,
     }
-}
-
-/// Whether two lists hold the very same entries in the same order.
-fn same_entries(a: &[Arc<RouteEntry>], b: &[Arc<RouteEntry>]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
 /// Writes each Gateway's status.
