@@ -32,8 +32,12 @@ impl<T> HostMap<T> {
         match pattern {
             None => self.any.get_or_insert_with(make),
             Some(p) if p.starts_with("*.") => {
-                let suffix = p[1..].to_ascii_lowercase();
-                let pos = match self.wildcards.iter().position(|(s, _)| *s == suffix) {
+                let suffix = &p[1..];
+                let found = self
+                    .wildcards
+                    .iter()
+                    .position(|(s, _)| s.eq_ignore_ascii_case(suffix));
+                let pos = match found {
                     Some(pos) => pos,
                     None => {
                         let pos = self
@@ -41,11 +45,20 @@ impl<T> HostMap<T> {
                             .iter()
                             .position(|(s, _)| s.len() < suffix.len())
                             .unwrap_or(self.wildcards.len());
-                        self.wildcards.insert(pos, (suffix, make()));
+                        self.wildcards
+                            .insert(pos, (suffix.to_ascii_lowercase(), make()));
                         pos
                     }
                 };
                 &mut self.wildcards[pos].1
+            }
+            // Most names arrive lowercased already: find them without
+            // allocating a lowercase copy.
+            Some(p) if !p.bytes().any(|b| b.is_ascii_uppercase()) => {
+                if !self.exact.contains_key(p) {
+                    self.exact.insert(p.to_string(), make());
+                }
+                self.exact.get_mut(p).expect("inserted above when absent")
             }
             Some(p) => self
                 .exact
@@ -197,6 +210,20 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_differing_in_case_share_an_entry() {
+        let mut map: HostMap<Vec<i32>> = HostMap::default();
+        map.entry(Some("*.Example.com"), Vec::new).push(1);
+        map.entry(Some("*.example.COM"), Vec::new).push(2);
+        map.entry(Some("A.example.com"), Vec::new).push(3);
+        map.entry(Some("a.example.com"), Vec::new).push(4);
+        let keyed: Vec<(Option<String>, Vec<i32>)> =
+            map.keyed().map(|(k, v)| (k, v.clone())).collect();
+        assert_eq!(keyed.len(), 2, "{keyed:?}");
+        assert_eq!(map.best("a.example.com"), Some(&vec![3, 4]));
+        assert_eq!(map.best("b.example.com"), Some(&vec![1, 2]));
+    }
 
     #[test]
     fn most_specific_first() {
