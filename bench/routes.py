@@ -1,6 +1,6 @@
 """Generates Gateway API configs for Gatehouse benchmarks (stdlib only).
 
-The route-scale shape (mirrored by benches/support/config.rs):
+The route-scale shape (also what the criterion benches in benches/ load):
   * one Gateway `bench` with an HTTP listener on PORT and no hostname;
   * one gatehouse.dev Backend `echo` pointing at the fast backend;
   * N-1 "filler" HTTPRoutes.  Two thirds list the shared host

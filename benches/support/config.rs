@@ -1,12 +1,12 @@
-//! Generated Gateway API configs for the benchmarks, the same shape as
-//! `bench/routes.py` builds for `bench/run`: N-1 filler HTTPRoutes on the
+//! Generated Gateway API configs for the benchmarks, from `bench/routes.py`
+//! (the generator `bench/run` uses): N-1 filler HTTPRoutes on the
 //! shared host `api.example.com` (plus a host of their own) or on tenant
 //! wildcards, with path prefixes and header matches, and one default route
 //! (`PathPrefix /` on `api.example.com`) that is last in precedence.
 
-use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::process::Command;
 
 use gatehouse::index::Index;
 use gatehouse::provider::Event;
@@ -14,10 +14,15 @@ use gatehouse::provider::file::{MetadataStamper, parse_documents};
 use gatehouse::translate::TranslateConfig;
 use k8s_openapi::jiff::Timestamp;
 
-/// The host every filler route but the wildcard ones shares.
+/// The host every filler route but the wildcard ones shares (as
+/// `bench/routes.py` spells it).
+#[allow(dead_code, reason = "only benches/routing.rs sends requests")]
 pub const HOST: &str = "api.example.com";
 /// The port of the generated Gateway's listener.
 pub const PORT: u16 = 18081;
+/// The port of the generated Backend (nothing listens there: the
+/// benchmarks only select routes).
+const BACKEND_PORT: u16 = 18080;
 
 /// The listener's address in the translated table.
 pub fn listener_addr() -> SocketAddr {
@@ -32,92 +37,26 @@ pub fn translate_config() -> TranslateConfig {
     }
 }
 
-/// A config with `routes` HTTPRoutes, the last being the default route.
+/// A config with `routes` HTTPRoutes, the last being the default route,
+/// as `bench/routes.py` generates it for `bench/run` (one generator, so the
+/// micro-benchmarks and the side-by-side runs measure the same config).
 pub fn config_yaml(routes: usize) -> String {
-    let mut out = format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: gatehouse
-spec:
-  controllerName: gatehouse.dev/gateway-controller
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: bench
-  namespace: default
-spec:
-  gatewayClassName: gatehouse
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: {PORT}
----
-apiVersion: gatehouse.dev/v1alpha1
-kind: Backend
-metadata:
-  name: echo
-  namespace: default
-spec:
-  endpoints:
-  - host: 127.0.0.1
-    port: 18080
-"
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/routes.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args([
+            routes.to_string(),
+            PORT.to_string(),
+            BACKEND_PORT.to_string(),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {script}: {e}"));
+    assert!(
+        output.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    let backend_ref = "    backendRefs: [{group: gatehouse.dev, kind: Backend, name: echo}]\n";
-    for i in 0..routes.max(1) - 1 {
-        let hostnames = if i % 3 == 2 {
-            format!("[\"*.tenant-{}.example.com\"]", i % 97)
-        } else {
-            format!("[\"{HOST}\", \"svc-{i}.example.com\"]")
-        };
-        let _ = write!(
-            out,
-            "---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: svc-{i}
-  namespace: default
-spec:
-  parentRefs: [{{name: bench}}]
-  hostnames: {hostnames}
-  rules:
-  - matches:
-    - path: {{type: PathPrefix, value: /svc-{i}/v{v}}}
-",
-            v = i % 3 + 1
-        );
-        if i % 2 == 0 {
-            let _ = writeln!(
-                out,
-                "      headers: [{{name: x-tenant, value: t-{}}}]",
-                i % 50
-            );
-        }
-        if i % 5 == 0 {
-            let _ = writeln!(out, "    - path: {{type: Exact, value: /svc-{i}/health}}");
-        }
-        out.push_str(backend_ref);
-    }
-    let _ = write!(
-        out,
-        "---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: zz-default
-  namespace: default
-spec:
-  parentRefs: [{{name: bench}}]
-  hostnames: [\"{HOST}\"]
-  rules:
-  - matches:
-    - path: {{type: PathPrefix, value: /}}
-{backend_ref}"
-    );
-    out
+    String::from_utf8(output.stdout).expect("the generated config is UTF-8")
 }
 
 /// The time objects are stamped and translated at.
