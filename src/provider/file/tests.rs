@@ -4,6 +4,20 @@ use std::sync::Arc;
 
 use crate::object::Object;
 
+/// A fresh directory for one test's files.
+fn mk_temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatehouse-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A Service document with one port.
+fn mk_service_doc(name: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
+    )
+}
+
 fn parse(text: &str) -> Result<Loaded, LoadError> {
     parse_documents(Path::new("test.yaml"), text)
 }
@@ -141,13 +155,7 @@ fn secret_string_data_is_folded_into_data() {
 
 #[test]
 fn generation_bumps_only_when_spec_changes() {
-    let svc = |port: u16| {
-        parse(&format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n  - port: {port}\n"
-        ))
-        .unwrap()
-        .objects
-    };
+    let svc = |port: u16| parse(&mk_service_doc("s", port)).unwrap().objects;
     let t0 = k8s_openapi::jiff::Timestamp::from_second(100).unwrap();
     let t1 = k8s_openapi::jiff::Timestamp::from_second(200).unwrap();
     let mut stamper = MetadataStamper::default();
@@ -165,8 +173,7 @@ fn generation_bumps_only_when_spec_changes() {
 
 #[test]
 fn duplicate_objects_are_rejected() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-dup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = mk_temp_dir("dup");
     let doc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n";
     std::fs::write(dir.join("a.yaml"), doc).unwrap();
     std::fs::write(dir.join("b.yaml"), doc).unwrap();
@@ -184,13 +191,8 @@ fn namespaces_get_their_metadata_name_label() {
 
 #[test]
 fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-cache-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let svc = |name: &str, port: u16| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
-        )
-    };
+    let dir = mk_temp_dir("cache");
+    let svc = mk_service_doc;
     let write = |b_port: u16| {
         std::fs::write(
             dir.join("a.yaml"),
@@ -222,13 +224,8 @@ fn reloads_reuse_unchanged_documents_and_see_changed_ones() {
 
 #[test]
 fn stamping_tells_what_changed_since_the_previous_read() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-diff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let svc = |name: &str, port: u16| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
-        )
-    };
+    let dir = mk_temp_dir("diff");
+    let svc = mk_service_doc;
     let t0 = k8s_openapi::jiff::Timestamp::from_second(100).unwrap();
     let mut cache = DocumentCache::default();
     let mut stamper = MetadataStamper::default();
@@ -279,13 +276,8 @@ fn stamping_tells_what_changed_since_the_previous_read() {
 
 #[test]
 fn documents_shifted_by_an_edit_are_still_reused() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-shift-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let svc = |name: &str| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: 80\n"
-        )
-    };
+    let dir = mk_temp_dir("shift");
+    let svc = |name: &str| mk_service_doc(name, 80);
     let mut cache = DocumentCache::default();
     let mut read = |names: &[&str]| {
         let docs: Vec<String> = names.iter().map(|n| svc(n)).collect();
@@ -310,13 +302,8 @@ fn documents_shifted_by_an_edit_are_still_reused() {
 
 #[test]
 fn a_cached_read_gives_what_a_fresh_read_gives() {
-    let dir = std::env::temp_dir().join(format!("gatehouse-fresh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let svc = |name: &str, port: u16| {
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  ports:\n  - port: {port}\n"
-        )
-    };
+    let dir = mk_temp_dir("fresh");
+    let svc = mk_service_doc;
     let unknown = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n".to_string();
     let versions: Vec<Vec<String>> = vec![
         vec![svc("a", 80), unknown.clone(), svc("b", 80), svc("c", 80)],
