@@ -122,17 +122,8 @@ impl<T> HostMap<T> {
             .chain(self.any.as_mut())
     }
 
-    /// The same patterns with every value converted by `f`.
-    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> HostMap<U> {
-        HostMap {
-            exact: self.exact.into_iter().map(|(k, v)| (k, f(v))).collect(),
-            wildcards: self.wildcards.into_iter().map(|(k, v)| (k, f(v))).collect(),
-            any: self.any.map(f),
-        }
-    }
-
-    /// Like [`HostMap::map`], handing `f` the value `previous` has for the
-    /// same pattern, if any.
+    /// The same patterns with every value converted by `f`, which is also
+    /// handed the value `previous` has for the same pattern, if any.
     pub fn map_with<U, P>(
         self,
         previous: Option<&HostMap<P>>,

@@ -93,7 +93,7 @@ pub(super) fn attach_routes(
         let outcome = match before {
             Some((seen, outcome)) if memo.valid && seen == revision => outcome,
             before => {
-                let mut outcome = route_outcome(index, gateways, &by_key, route, stamp);
+                let mut outcome = route_outcome(index, gateways, &by_key, &key, route, stamp);
                 let status = Arc::make_mut(&mut outcome.status);
                 for parent in &mut status.parents {
                     parent.controller_name = controller_name.to_string();
@@ -142,14 +142,6 @@ fn apply_outcome(gateways: &mut [GatewayModel], outcome: &RouteOutcome) {
     }
 }
 
-fn route_key(route: &HttpRoute) -> ObjectKey {
-    ObjectKey::new(
-        Kind::HttpRoute,
-        route.metadata.namespace.clone().unwrap_or_default(),
-        route.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
 /// The label Kubernetes puts on every Namespace, holding its name.
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
@@ -161,14 +153,15 @@ enum Refusal {
     NoMatchingListenerHostname,
 }
 
+/// Translates the route `key` against `gateways`.
 fn route_outcome(
     index: &Index,
     gateways: &[GatewayModel],
     by_key: &BTreeMap<ObjectKey, usize>,
+    key: &ObjectKey,
     route: &HttpRoute,
     stamp: &Stamp,
 ) -> RouteOutcome {
-    let key = route_key(route);
     let generation = route.metadata.generation;
     let created = route
         .metadata
@@ -188,7 +181,7 @@ fn route_outcome(
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, rule)| compile_rule(index, &key, i, rule))
+        .map(|(i, rule)| compile_rule(index, key, i, rule))
         .collect();
     let invalid: Vec<&Problem> = rules.iter().filter_map(|r| r.invalid.as_ref()).collect();
     let unresolved: Vec<&Problem> = rules.iter().flat_map(|r| r.unresolved.iter()).collect();
@@ -234,7 +227,7 @@ fn route_outcome(
                 index,
                 gi,
                 &gateways[gi],
-                &key,
+                key,
                 &route_hostnames,
                 section_name.as_deref(),
                 *port,
