@@ -159,10 +159,7 @@ fn main() -> ExitCode {
 }
 
 fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = build_runtime()?;
     runtime.block_on(async move {
         let options = StandaloneOptions {
             path: args.common.path,
@@ -241,10 +238,7 @@ fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             service_type: args.service_type,
         },
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = build_runtime()?;
     runtime.block_on(async move {
         let gatehouse = start_controller(options).await?;
         tracing::info!(admin = %gatehouse.admin_addr, "gatehouse controller is running");
@@ -253,6 +247,24 @@ fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         gatehouse.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The async runtime, sized to the cores this process may run on. Given one
+/// core (a CPU limit of 1, or `taskset`), the current-thread scheduler serves
+/// everything on the main thread: no work-stealing queues to synchronise and
+/// no wake-ups handed between threads. Blocking work (translation) still
+/// runs on the blocking pool either way.
+fn build_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 async fn shutdown_signal() {
