@@ -10,6 +10,7 @@ pub mod error;
 mod forward;
 mod handler;
 pub mod listener;
+mod pool;
 mod tls;
 
 use std::sync::Arc;
@@ -24,6 +25,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::metrics::Metrics;
 use crate::routing::RouteTable;
+use pool::{Http1Pool, PoolSettings};
+
+/// How long an upstream connection may sit unused before it is closed.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle HTTP/1.1 connections kept per upstream endpoint.
+const MAX_IDLE_PER_ENDPOINT: usize = 1024;
 
 /// The boxed error of bodies on the request path.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -69,26 +76,27 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Tunables.
     pub config: ProxyConfig,
-    http1: Client<HttpConnector, ProxyBody>,
+    http1: Http1Pool,
     h2c: Client<HttpConnector, ProxyBody>,
 }
 
 impl Shared {
     /// Builds the shared state with pooled upstream clients.
     pub fn new(table: TableHandle, metrics: Arc<Metrics>, config: ProxyConfig) -> Arc<Self> {
+        let http1 = Http1Pool::new(PoolSettings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: UPSTREAM_IDLE_TIMEOUT,
+            max_idle_per_endpoint: MAX_IDLE_PER_ENDPOINT,
+        });
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.enforce_http(true);
-        let http1 = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(connector.clone());
         let h2c = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .http2_only(true)
+            .pool_idle_timeout(UPSTREAM_IDLE_TIMEOUT)
             .build(connector);
         Arc::new(Self {
             table,

@@ -3,6 +3,8 @@
 
 use http::StatusCode;
 
+use super::BoxError;
+
 /// A failure on the request path.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -27,7 +29,7 @@ pub enum ProxyError {
         /// The backend.
         backend: String,
         /// The cause.
-        source: hyper_util::client::legacy::Error,
+        source: BoxError,
     },
     /// The upstream failed after the connection was made.
     #[error("upstream {backend} failed: {source}")]
@@ -35,7 +37,7 @@ pub enum ProxyError {
         /// The backend.
         backend: String,
         /// The cause.
-        source: hyper_util::client::legacy::Error,
+        source: BoxError,
     },
     /// `timeouts.backendRequest` elapsed.
     #[error("upstream {0} did not answer in time")]

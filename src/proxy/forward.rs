@@ -13,7 +13,8 @@ use hyper_util::rt::TokioIo;
 
 use super::error::ProxyError;
 use super::handler::ConnInfo;
-use super::{ProxyBody, Shared};
+use super::pool::PoolError;
+use super::{BoxError, ProxyBody, Shared};
 use crate::metrics::{BackendLabels, Label};
 use crate::routing::backend::{EndpointGroup, UpstreamProtocol};
 
@@ -141,21 +142,25 @@ fn prepare(
         headers.insert(X_REQUEST_ID, request_id.clone());
     }
     // Reuse the parsed path and query (reference-counted) rather than
-    // formatting and parsing a new URI.
+    // formatting and parsing a new URI. HTTP/1.1 sends the origin form
+    // (`/path?query`, RFC 9112 §3.2.1); HTTP/2 carries the authority as a
+    // pseudo-header, taken from an absolute URI.
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = Some(endpoint.clone());
     parts.path_and_query = Some(
         req.uri()
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
     );
-    *req.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::BadRewrite(e.to_string()))?;
     *req.version_mut() = match protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
-        UpstreamProtocol::H2c => Version::HTTP_2,
+        UpstreamProtocol::H2c => {
+            parts.scheme = Some(http::uri::Scheme::HTTP);
+            parts.authority = Some(endpoint.clone());
+            Version::HTTP_2
+        }
     };
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|e| ProxyError::BadRewrite(e.to_string()))?;
     Ok(())
 }
 
@@ -184,19 +189,15 @@ pub(super) async fn send(
         request_id,
         upgrade.as_ref(),
     )?;
-    let client = match group.protocol {
-        UpstreamProtocol::Http1 => &shared.http1,
-        UpstreamProtocol::H2c => &shared.h2c,
-    };
-    let call = client.request(req);
+    let call = exchange(shared, endpoint, group.protocol, req);
     let result = match timeout {
         Some(limit) => tokio::time::timeout(limit, call)
             .await
             .map_err(|_| ProxyError::BackendTimeout(group.name.to_string()))?,
         None => call.await,
     };
-    let mut response = result.map_err(|source| {
-        if source.is_connect() {
+    let mut response = result.map_err(|failure| match failure {
+        Failure::Connect(source) => {
             shared
                 .metrics
                 .upstream_connect_errors
@@ -208,12 +209,11 @@ pub(super) async fn send(
                 backend: group.name.to_string(),
                 source,
             }
-        } else {
-            ProxyError::Upstream {
-                backend: group.name.to_string(),
-                source,
-            }
         }
+        Failure::Exchange(source) => ProxyError::Upstream {
+            backend: group.name.to_string(),
+            source,
+        },
     })?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
@@ -229,10 +229,38 @@ pub(super) async fn send(
                 Err(error) => tracing::debug!(%error, "upgrade failed"),
             }
         });
-        return Ok(response.map(|b| b.map_err(Into::into).boxed()));
+        return Ok(response);
     }
     strip_hop_by_hop(response.headers_mut());
-    Ok(response.map(|b| b.map_err(Into::into).boxed()))
+    Ok(response)
+}
+
+/// Why an upstream exchange failed: before a connection existed, or after.
+enum Failure {
+    Connect(BoxError),
+    Exchange(BoxError),
+}
+
+/// One request and its response over the client for `protocol`: the
+/// HTTP/1.1 pool or the multiplexing HTTP/2 client.
+async fn exchange(
+    shared: &Shared,
+    endpoint: &http::uri::Authority,
+    protocol: UpstreamProtocol,
+    req: Request<ProxyBody>,
+) -> Result<Response<ProxyBody>, Failure> {
+    match protocol {
+        UpstreamProtocol::Http1 => match shared.http1.send(endpoint, req).await {
+            Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed())),
+            Err(PoolError::Connect(e)) => Err(Failure::Connect(e.into())),
+            Err(PoolError::Request(e)) => Err(Failure::Exchange(e.into())),
+        },
+        UpstreamProtocol::H2c => match shared.h2c.request(req).await {
+            Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed())),
+            Err(e) if e.is_connect() => Err(Failure::Connect(e.into())),
+            Err(e) => Err(Failure::Exchange(e.into())),
+        },
+    }
 }
 
 /// Sends a copy of a request to a mirror and discards the answer.
@@ -263,15 +291,15 @@ pub(super) fn mirror(
         return;
     }
     tokio::spawn(async move {
-        let client = match target.protocol {
-            UpstreamProtocol::Http1 => &shared.http1,
-            UpstreamProtocol::H2c => &shared.h2c,
-        };
         let sent = tokio::time::timeout(MIRROR_TIMEOUT, async {
-            let response = client.request(req).await?;
+            let response = exchange(&shared, &endpoint, target.protocol, req).await?;
             // Drain the answer so the connection returns to the pool.
-            let _ = response.into_body().collect().await;
-            Ok::<_, hyper_util::client::legacy::Error>(())
+            response
+                .into_body()
+                .collect()
+                .await
+                .map_err(Failure::Exchange)?;
+            Ok::<_, Failure>(())
         })
         .await;
         if !matches!(sent, Ok(Ok(()))) {
