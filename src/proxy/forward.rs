@@ -2,7 +2,6 @@
 //! X-Forwarded-*, the pooled client, WebSocket / `Upgrade` pass-through,
 //! and fire-and-forget mirrors.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,13 +85,18 @@ fn requested_upgrade<B>(req: &Request<B>) -> Option<HeaderValue> {
         .flatten()
 }
 
-fn append_forwarded(headers: &mut HeaderMap, remote: IpAddr, tls: bool) {
-    let ip = remote.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
+fn append_forwarded(headers: &mut HeaderMap, client: &HeaderValue, tls: bool) {
+    let xff = match headers.get(&X_FORWARDED_FOR) {
+        Some(prev) => {
+            let mut joined = Vec::with_capacity(prev.len() + 2 + client.len());
+            joined.extend_from_slice(prev.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(client.as_bytes());
+            HeaderValue::from_bytes(&joined).ok()
+        }
+        None => Some(client.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
@@ -118,8 +122,7 @@ fn prepare(
     req: &mut Request<ProxyBody>,
     endpoint: &http::uri::Authority,
     protocol: UpstreamProtocol,
-    remote: IpAddr,
-    tls: bool,
+    conn: &ConnInfo,
     request_id: &HeaderValue,
     upgrade: Option<&HeaderValue>,
 ) -> Result<(), ProxyError> {
@@ -137,7 +140,7 @@ fn prepare(
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, protocol.clone());
     }
-    append_forwarded(headers, remote, tls);
+    append_forwarded(headers, &conn.forwarded_for, conn.tls);
     if !headers.contains_key(X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID, request_id.clone());
     }
@@ -184,8 +187,7 @@ pub(super) async fn send(
         &mut req,
         endpoint,
         group.protocol,
-        conn.remote.ip(),
-        conn.tls,
+        conn,
         request_id,
         upgrade.as_ref(),
     )?;
@@ -266,8 +268,7 @@ async fn exchange(
 /// Sends a copy of a request to a mirror and discards the answer.
 pub(super) fn mirror(
     shared: Arc<Shared>,
-    remote: SocketAddr,
-    tls: bool,
+    conn: &ConnInfo,
     target: Arc<EndpointGroup>,
     mut req: Request<ProxyBody>,
     request_id: &HeaderValue,
@@ -276,17 +277,7 @@ pub(super) fn mirror(
         shared.metrics.mirror_errors.inc();
         return;
     };
-    if prepare(
-        &mut req,
-        &endpoint,
-        target.protocol,
-        remote.ip(),
-        tls,
-        request_id,
-        None,
-    )
-    .is_err()
-    {
+    if prepare(&mut req, &endpoint, target.protocol, conn, request_id, None).is_err() {
         shared.metrics.mirror_errors.inc();
         return;
     }
@@ -338,8 +329,13 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         headers.insert(HOST, HeaderValue::from_static("example.com"));
-        append_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), true);
+        let client = HeaderValue::from_static("127.0.0.1");
+        append_forwarded(&mut headers, &client, true);
         assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers[&X_FORWARDED_PROTO], "https");
+        let mut fresh = HeaderMap::new();
+        append_forwarded(&mut fresh, &client, false);
+        assert_eq!(fresh[&X_FORWARDED_FOR], "127.0.0.1");
+        assert_eq!(fresh[&X_FORWARDED_PROTO], "http");
     }
 }

@@ -24,12 +24,26 @@ use crate::routing::{ListenerRoutes, RequestFacts, RouteEntry, RouteTable};
 /// Facts about the downstream connection a request came in on.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
-    /// The client's address.
-    pub remote: SocketAddr,
+    /// The client's IP as the `X-Forwarded-For` entry, made once per
+    /// connection rather than formatted for every request.
+    pub forwarded_for: HeaderValue,
     /// The listener's configured address (the routing table key).
     pub listener: SocketAddr,
     /// Whether TLS was terminated.
     pub tls: bool,
+}
+
+impl ConnInfo {
+    /// The facts of a connection accepted from `remote` on `listener`.
+    pub fn new(remote: SocketAddr, listener: SocketAddr, tls: bool) -> Self {
+        let forwarded_for = HeaderValue::from_str(&remote.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+        Self {
+            forwarded_for,
+            listener,
+            tls,
+        }
+    }
 }
 
 static EMPTY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
@@ -210,22 +224,15 @@ async fn apply_rule(
         req.map(|b| b.map_err(Into::into).boxed())
     } else {
         let (parts, body) = req.into_parts();
-        let body = Limited::new(body, shared.config.max_mirror_body_bytes)
-            .collect()
+        // Boxed, as it is the rare path (see the pool's connect).
+        let body = Box::pin(Limited::new(body, shared.config.max_mirror_body_bytes).collect())
             .await
             .map_err(|e| ProxyError::RequestBody(e.to_string()))?
             .to_bytes();
         for target in mirror_targets {
             let mut copy = Request::from_parts(parts.clone(), full(body.clone()));
             copy.extensions_mut().clear();
-            forward::mirror(
-                shared.clone(),
-                conn.remote,
-                conn.tls,
-                target,
-                copy,
-                request_id,
-            );
+            forward::mirror(shared.clone(), conn, target, copy, request_id);
         }
         Request::from_parts(parts, full(body))
     };

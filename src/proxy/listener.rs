@@ -191,7 +191,7 @@ async fn accept_loop(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = Arc::new(ConnInfo { remote, listener: addr, tls: tls.is_some() });
+                let conn = Arc::new(ConnInfo::new(remote, addr, tls.is_some()));
                 let watcher = graceful.watcher();
                 let shared = shared.clone();
                 let builder = builder.clone();

@@ -95,7 +95,9 @@ impl Http1Pool {
         loop {
             let (mut sender, reused) = match self.checkout(endpoint).await {
                 Some(sender) => (sender, true),
-                None => (self.connect(endpoint).await?, false),
+                // Boxed: the rare connect path would otherwise enlarge
+                // every request's future, which is moved into place per request.
+                None => (Box::pin(self.connect(endpoint)).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(response) => return Ok(self.inner.attach(endpoint, sender, response)),
