@@ -4,10 +4,11 @@
 //! translate reads the index through the typed accessors. One task owns the
 //! index, so it needs no locks; `generation` counts the changes that were
 //! applied. Each object carries the revision at which it last changed, and
-//! the index counts changes to anything but HTTPRoutes separately, so a
-//! translation can tell which routes it must look at again.
+//! the index counts changes to anything but HTTPRoutes separately and logs
+//! which HTTPRoutes changed at which revision, so a translation can visit
+//! only the routes changed since the one before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use gateway_api::gatewayclasses::GatewayClass;
 use gateway_api::gateways::Gateway;
@@ -33,6 +34,44 @@ pub struct Index {
     /// The revision of the latest change to an object that is not an
     /// HTTPRoute (and could change how any route translates).
     world_revision: u64,
+    route_log: RouteLog,
+}
+
+/// The latest change of every HTTPRoute key, by revision.
+#[derive(Clone, Debug, Default)]
+struct RouteLog {
+    /// Revision → the route changed (created, updated or deleted) then:
+    /// one entry per key, its latest change.
+    by_revision: BTreeMap<u64, ObjectKey>,
+    /// Deleted routes → the revision they were deleted at.
+    deleted: HashMap<ObjectKey, u64>,
+    /// Changes before this revision are no longer listed (deletions are
+    /// forgotten once there are many).
+    floor: u64,
+}
+
+/// Deleted route keys remembered before the log forgets deletions.
+const MAX_LOGGED_DELETIONS: usize = 4096;
+
+impl RouteLog {
+    /// Records that `key` changed at `revision`; `previous` is the revision
+    /// of its last change while it existed.
+    fn record(&mut self, key: &ObjectKey, previous: Option<u64>, revision: u64, deleted: bool) {
+        let previous = previous.or_else(|| self.deleted.remove(key));
+        if let Some(previous) = previous {
+            self.by_revision.remove(&previous);
+        }
+        self.by_revision.insert(revision, key.clone());
+        if deleted {
+            self.deleted.insert(key.clone(), revision);
+            if self.deleted.len() > MAX_LOGGED_DELETIONS {
+                for (_, at) in self.deleted.drain() {
+                    self.by_revision.remove(&at);
+                }
+                self.floor = revision;
+            }
+        }
+    }
 }
 
 /// An object and the revision at which it last changed.
@@ -98,21 +137,33 @@ impl Index {
         self.revisions
     }
 
+    /// A new revision for a change to the object `key`, whose last change
+    /// while it existed was at `previous`.
+    fn changed(&mut self, key: &ObjectKey, previous: Option<u64>, deleted: bool) -> u64 {
+        let revision = self.next_revision(key.kind);
+        if key.kind == Kind::HttpRoute {
+            self.route_log.record(key, previous, revision, deleted);
+        }
+        revision
+    }
+
     fn apply(&mut self, object: Object) -> bool {
         let key = object.key();
-        if self.objects.get(&key).is_some_and(|s| s.object == object) {
-            return false;
-        }
-        let revision = self.next_revision(key.kind);
+        let previous = match self.objects.get(&key) {
+            Some(s) if s.object == object => return false,
+            Some(s) => Some(s.revision),
+            None => None,
+        };
+        let revision = self.changed(&key, previous, false);
         self.objects.insert(key, Stored { object, revision });
         true
     }
 
     fn delete(&mut self, key: &ObjectKey) -> bool {
-        if self.objects.remove(key).is_none() {
+        let Some(removed) = self.objects.remove(key) else {
             return false;
-        }
-        self.next_revision(key.kind);
+        };
+        self.changed(key, Some(removed.revision), true);
         true
     }
 
@@ -133,19 +184,19 @@ impl Index {
             let key = object.key();
             let stored = match previous.remove(&key) {
                 Some(stored) if stored.object == object => stored,
-                _ => {
+                before => {
                     changed = true;
                     Stored {
-                        revision: self.next_revision(key.kind),
+                        revision: self.changed(&key, before.map(|s| s.revision), false),
                         object,
                     }
                 }
             };
             others.insert(key, stored);
         }
-        for key in previous.into_keys() {
+        for (key, removed) in previous {
             changed = true;
-            self.next_revision(key.kind);
+            self.changed(&key, Some(removed.revision), true);
         }
         self.objects = others;
         changed
@@ -177,6 +228,37 @@ impl Index {
     /// The revision at which the object last changed.
     pub fn revision(&self, key: &ObjectKey) -> Option<u64> {
         self.objects.get(key).map(|s| s.revision)
+    }
+
+    /// The revision of the latest change to any object.
+    pub fn latest_revision(&self) -> u64 {
+        self.revisions
+    }
+
+    /// The HTTPRoutes created, updated or deleted after `revision`, each
+    /// once; `None` when the log no longer reaches back that far.
+    pub fn http_routes_changed_since(&self, revision: u64) -> Option<Vec<&ObjectKey>> {
+        if revision < self.route_log.floor {
+            return None;
+        }
+        Some(
+            self.route_log
+                .by_revision
+                .range(revision + 1..)
+                .map(|(_, key)| key)
+                .collect(),
+        )
+    }
+
+    /// One HTTPRoute with the revision at which it last changed.
+    pub fn http_route_with_revision(&self, key: &ObjectKey) -> Option<(u64, &HttpRoute)> {
+        match self.objects.get(key) {
+            Some(Stored {
+                object: Object::HttpRoute(route),
+                revision,
+            }) => Some((*revision, route)),
+            _ => None,
+        }
     }
 
     /// The revision of the latest change (creation, update or deletion) to

@@ -274,10 +274,11 @@ async fn index_task(
         };
         (index, translator) = (returned, kept);
         mode.finish(&index, &mut translation);
-        let mut status = translation.status;
-        status.carry_transition_times(&state.status());
+        // Traffic first: the status can follow.
         let table = Arc::new(translation.table);
         state.table.store(table.clone());
+        let mut status = translation.status;
+        status.carry_transition_times(&state.status());
         let old_status = state.status.send_replace(Arc::new(status));
         state.metrics.config_reloads.inc();
         tracing::info!(

@@ -69,11 +69,13 @@ pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Tra
 }
 
 /// Translates one index after another, keeping each HTTPRoute's outcome for
-/// the next translation: while nothing but HTTPRoutes changes (the usual
-/// edit), only the routes that changed are translated again. The result is
-/// what [`translate`] gives for the same input, except that a route
-/// condition whose status did not change keeps the `lastTransitionTime` of
-/// the previous translation (as status written to a cluster must).
+/// the next translation. While nothing but HTTPRoutes changes (the usual
+/// edit), the previous translation is patched: the routes changed since are
+/// translated again, their entries leave and join the hosts they attach to,
+/// and only those hosts get new route sets. The result is what
+/// [`translate`] gives for the same input, except that a route condition
+/// whose status did not change keeps the `lastTransitionTime` of the
+/// previous translation (as status written to a cluster must).
 #[derive(Debug, Default)]
 pub struct Translator {
     routes: http_route::RouteMemo,
@@ -81,6 +83,18 @@ pub struct Translator {
     /// What the kept outcomes were computed against: the index's revision
     /// of everything that is not an HTTPRoute, and the settings.
     basis: Option<(u64, TranslateConfig)>,
+    /// The previous translation, to patch.
+    previous: Option<Previous>,
+}
+
+/// What the previous translation left: its Gateways with the routes
+/// attached, and its status.
+#[derive(Debug)]
+struct Previous {
+    /// The index revision it translated.
+    revision: u64,
+    gateways: Vec<gateway::GatewayModel>,
+    status: StatusSet,
 }
 
 impl Translator {
@@ -94,10 +108,38 @@ impl Translator {
         let basis = (index.world_revision(), config.clone());
         if self.basis.as_ref() != Some(&basis) {
             self.routes.invalidate();
+            self.previous = None;
             self.basis = Some(basis);
         }
-        let mut status = StatusSet::default();
         let ctx = status::Stamp { now };
+        if let Some(previous) = &mut self.previous
+            && let Some(changed) = index.http_routes_changed_since(previous.revision)
+        {
+            let mut touched = http_route::Touched::new();
+            http_route::patch_routes(
+                index,
+                &config.controller_name,
+                &mut previous.gateways,
+                &ctx,
+                &mut previous.status,
+                &mut self.routes,
+                &changed,
+                &mut touched,
+            );
+            let table = gateway::build_table(
+                &previous.gateways,
+                index.generation(),
+                &mut self.sets,
+                Some(&touched),
+            );
+            gateway::write_gateway_status(&previous.gateways, &ctx, &mut previous.status);
+            previous.revision = index.latest_revision();
+            return Translation {
+                table,
+                status: previous.status.clone(),
+            };
+        }
+        let mut status = StatusSet::default();
         let classes = gateway::accept_classes(index, config, &ctx, &mut status);
         let mut gateways = gateway::build_gateways(index, config, &classes, &ctx);
         http_route::attach_routes(
@@ -108,8 +150,13 @@ impl Translator {
             &mut status,
             &mut self.routes,
         );
-        let table = gateway::build_table(&mut gateways, index.generation(), &mut self.sets);
+        let table = gateway::build_table(&gateways, index.generation(), &mut self.sets, None);
         gateway::write_gateway_status(&gateways, &ctx, &mut status);
+        self.previous = Some(Previous {
+            revision: index.latest_revision(),
+            gateways,
+            status: status.clone(),
+        });
         Translation { table, status }
     }
 }

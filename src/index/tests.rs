@@ -116,3 +116,93 @@ fn revisions_track_what_changed() {
     assert!(index.world_revision() > after_add, "s1 is gone");
     assert_eq!(index.revision(&r1), Some(r1_rev));
 }
+
+fn mk_route(ns: &str, name: &str, hostname: &str) -> Object {
+    Object::HttpRoute(HttpRoute {
+        metadata: ObjectMeta {
+            namespace: Some(ns.into()),
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: gateway_api::httproutes::HttpRouteSpec {
+            hostnames: Some(vec![hostname.into()]),
+            ..Default::default()
+        },
+        status: None,
+    })
+}
+
+fn changed_names(index: &Index, since: u64) -> Vec<String> {
+    let mut names: Vec<String> = index
+        .http_routes_changed_since(since)
+        .expect("the log reaches back")
+        .into_iter()
+        .map(|k| k.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn route_changes_are_listed_once_each_since_a_revision() {
+    let mut index = Index::default();
+    index.handle(Event::Reset(vec![
+        mk_route("a", "r1", "one.example.com"),
+        mk_route("a", "r2", "two.example.com"),
+        mk_service("a", "s1"),
+    ]));
+    assert_eq!(changed_names(&index, 0), ["r1", "r2"]);
+    let seen = index.latest_revision();
+    assert!(changed_names(&index, seen).is_empty());
+
+    index.handle(Event::Apply(Box::new(mk_route(
+        "a",
+        "r1",
+        "uno.example.com",
+    ))));
+    index.handle(Event::Apply(Box::new(mk_route(
+        "a",
+        "r1",
+        "eins.example.com",
+    ))));
+    index.handle(Event::Delete(ObjectKey::new(Kind::HttpRoute, "a", "r2")));
+    index.handle(Event::Apply(Box::new(mk_service("a", "s2"))));
+    assert_eq!(changed_names(&index, seen), ["r1", "r2"]);
+    assert!(
+        index
+            .http_route_with_revision(&ObjectKey::new(Kind::HttpRoute, "a", "r2"))
+            .is_none()
+    );
+
+    // Re-created after its deletion: one entry, not two.
+    index.handle(Event::Apply(Box::new(mk_route(
+        "a",
+        "r2",
+        "two.example.com",
+    ))));
+    assert_eq!(changed_names(&index, seen), ["r1", "r2"]);
+    let (revision, _) = index
+        .http_route_with_revision(&ObjectKey::new(Kind::HttpRoute, "a", "r2"))
+        .unwrap();
+    assert_eq!(revision, index.latest_revision());
+    let now = index.latest_revision();
+    index.handle(Event::Reset(vec![mk_route("a", "r2", "two.example.com")]));
+    assert_eq!(changed_names(&index, now), ["r1"], "reset deletes r1 only");
+}
+
+#[test]
+fn the_route_log_forgets_deletions_past_its_bound() {
+    let mut index = Index::default();
+    let routes: Vec<Object> = (0..=MAX_LOGGED_DELETIONS)
+        .map(|i| mk_route("a", &format!("r{i}"), "x.example.com"))
+        .collect();
+    index.handle(Event::Reset(routes));
+    let before = index.latest_revision();
+    index.handle(Event::Reset(Vec::new()));
+    assert!(index.http_routes_changed_since(before).is_none());
+    assert!(
+        index
+            .http_routes_changed_since(index.latest_revision())
+            .is_some()
+    );
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// Values keyed by hostname pattern (`foo.example.com`, `*.example.com`, or
 /// none for any host).
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct HostMap<T> {
     exact: HashMap<String, T>,
     /// `(".example.com", value)` for `*.example.com`, longest suffix first.
@@ -122,12 +122,54 @@ impl<T> HostMap<T> {
             .chain(self.any.as_mut())
     }
 
+    /// The value for `pattern`, if any.
+    pub fn get_mut(&mut self, pattern: Option<&str>) -> Option<&mut T> {
+        match pattern {
+            None => self.any.as_mut(),
+            Some(p) if p.starts_with("*.") => self
+                .wildcards
+                .iter_mut()
+                .find(|(s, _)| s.eq_ignore_ascii_case(&p[1..]))
+                .map(|(_, v)| v),
+            Some(p) => self.exact.get_mut(lowercase(p).as_ref()),
+        }
+    }
+
+    /// The value for `pattern`, if any.
+    pub fn get(&self, pattern: Option<&str>) -> Option<&T> {
+        match pattern {
+            None => self.any.as_ref(),
+            Some(p) if p.starts_with("*.") => self
+                .wildcards
+                .iter()
+                .find(|(s, _)| s.eq_ignore_ascii_case(&p[1..]))
+                .map(|(_, v)| v),
+            Some(p) => self.exact.get(lowercase(p).as_ref()),
+        }
+    }
+
+    /// Removes the value for `pattern`.
+    pub fn remove(&mut self, pattern: Option<&str>) -> Option<T> {
+        match pattern {
+            None => self.any.take(),
+            Some(p) if p.starts_with("*.") => {
+                let pos = self
+                    .wildcards
+                    .iter()
+                    .position(|(s, _)| s.eq_ignore_ascii_case(&p[1..]))?;
+                Some(self.wildcards.remove(pos).1)
+            }
+            Some(p) => self.exact.remove(lowercase(p).as_ref()),
+        }
+    }
+
     /// The same patterns with every value converted by `f`, which is also
-    /// handed the value `previous` has for the same pattern, if any.
+    /// handed the value `previous` has for the same pattern, if any; a
+    /// pattern whose value `f` turns into `None` is left out.
     pub fn map_with<U, P>(
-        self,
+        &self,
         previous: Option<&HostMap<P>>,
-        mut f: impl FnMut(T, Option<&P>) -> U,
+        mut f: impl FnMut(&T, Option<&P>) -> Option<U>,
     ) -> HostMap<U> {
         let prev_wildcards: HashMap<&str, &P> = previous
             .iter()
@@ -135,23 +177,24 @@ impl<T> HostMap<T> {
             .collect();
         let exact = self
             .exact
-            .into_iter()
-            .map(|(k, v)| {
-                let p = previous.and_then(|p| p.exact.get(&k));
-                (k, f(v, p))
+            .iter()
+            .filter_map(|(k, v)| {
+                let p = previous.and_then(|p| p.exact.get(k));
+                Some((k.clone(), f(v, p)?))
             })
             .collect();
         let wildcards = self
             .wildcards
-            .into_iter()
-            .map(|(k, v)| {
+            .iter()
+            .filter_map(|(k, v)| {
                 let p = prev_wildcards.get(k.as_str()).copied();
-                (k, f(v, p))
+                Some((k.clone(), f(v, p)?))
             })
             .collect();
         let any = self
             .any
-            .map(|v| f(v, previous.and_then(|p| p.any.as_ref())));
+            .as_ref()
+            .and_then(|v| f(v, previous.and_then(|p| p.any.as_ref())));
         HostMap {
             exact,
             wildcards,
@@ -165,16 +208,20 @@ impl<T> HostMap<T> {
     }
 }
 
+fn lowercase(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// Lowercases a host and strips a port and a trailing dot, allocating only
 /// when the host has upper-case letters.
 pub fn normalize_host(host: &str) -> Cow<'_, str> {
     let host = strip_port(host);
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
+    lowercase(host)
 }
 
 fn strip_port(host: &str) -> &str {

@@ -20,6 +20,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TranslateConfig;
 use super::backend_ref::reference_permitted;
+use super::http_route::Touched;
 use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
 use crate::index::Index;
 use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
@@ -689,31 +690,47 @@ pub(super) struct RouteSetMemo {
 }
 
 pub(super) fn build_table(
-    gateways: &mut [GatewayModel],
+    gateways: &[GatewayModel],
     generation: u64,
     memo: &mut RouteSetMemo,
+    touched: Option<&Touched>,
 ) -> RouteTable {
     let mut ports: BTreeMap<SocketAddr, PortTable> = BTreeMap::new();
-    let previous = std::mem::take(&mut memo.listeners);
-    for gw in gateways.iter_mut() {
-        for listener in &mut gw.listeners {
-            let hosts = std::mem::take(&mut listener.hosts);
+    let mut previous = std::mem::take(&mut memo.listeners);
+    for (gi, gw) in gateways.iter().enumerate() {
+        for (li, listener) in gw.listeners.iter().enumerate() {
             let Some(protocol) = listener.protocol.filter(|_| listener.programmed()) else {
                 continue;
             };
             let id = (gw.key.clone(), listener.name.clone());
-            let before = previous.get(&id).map(|routes| &routes.hosts);
-            let hosts = hosts.map_with(before, |entries, before| match before {
-                Some(set) if set.built_from(&entries) => set.clone(),
-                _ => Arc::new(RouteSet::new(entries)),
-            });
-            let routes = Arc::new(ListenerRoutes {
-                gateway: gw.key.clone(),
-                gateway_label: format!("{}/{}", gw.key.namespace, gw.key.name).into(),
-                listener: listener.name.clone(),
-                port: listener.port,
-                hosts,
-            });
+            let before = previous.remove(&id);
+            let routes = match (before, touched) {
+                // Patching: a listener no changed route touched is served
+                // by the very routes it had.
+                (Some(before), Some(touched)) => match touched.get(&(gi, li)) {
+                    None => before,
+                    Some(hostnames) => Arc::new(patched_routes(&before, listener, hostnames)),
+                },
+                (before, _) => {
+                    let before = before.as_ref().map(|routes| &routes.hosts);
+                    // A host left with no entries (its routes have no
+                    // rules) serves nothing: it is left out.
+                    let hosts = listener
+                        .hosts
+                        .map_with(before, |entries, before| match before {
+                            _ if entries.is_empty() => None,
+                            Some(set) if set.built_from(entries) => Some(set.clone()),
+                            _ => Some(Arc::new(RouteSet::new(entries.clone()))),
+                        });
+                    Arc::new(ListenerRoutes {
+                        gateway: gw.key.clone(),
+                        gateway_label: format!("{}/{}", gw.key.namespace, gw.key.name).into(),
+                        listener: listener.name.clone(),
+                        port: listener.port,
+                        hosts,
+                    })
+                }
+            };
             memo.listeners.insert(id, routes.clone());
             for bind in &listener.binds {
                 let port = ports.entry(*bind).or_insert_with(|| PortTable {
@@ -735,6 +752,34 @@ pub(super) fn build_table(
     RouteTable {
         listeners: ports.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         generation,
+    }
+}
+
+/// The routes of a listener whose `hostnames` changed: the other hosts keep
+/// their route sets.
+fn patched_routes(
+    before: &ListenerRoutes,
+    listener: &ListenerModel,
+    hostnames: &BTreeSet<Option<String>>,
+) -> ListenerRoutes {
+    let mut hosts = before.hosts.clone();
+    for hostname in hostnames {
+        let hostname = hostname.as_deref();
+        match listener.hosts.get(hostname) {
+            Some(entries) if !entries.is_empty() => {
+                *hosts.entry(hostname, Default::default) = Arc::new(RouteSet::new(entries.clone()));
+            }
+            _ => {
+                hosts.remove(hostname);
+            }
+        }
+    }
+    ListenerRoutes {
+        gateway: before.gateway.clone(),
+        gateway_label: before.gateway_label.clone(),
+        listener: before.listener.clone(),
+        port: before.port,
+        hosts,
     }
 }
 

@@ -1,7 +1,7 @@
 //! HTTPRoutes: attaching them to Gateway listeners (parentRefs, allowed
 //! namespaces and kinds, hostname intersection) and their status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gateway_api::httproutes::{
@@ -50,8 +50,8 @@ struct Attachment {
 /// clears it when those change.
 #[derive(Debug, Default)]
 pub(super) struct RouteMemo {
-    /// By route key, in key order (the order the index lists routes in).
-    routes: Vec<(ObjectKey, u64, RouteOutcome)>,
+    /// By route key, with the revision of the route it was computed from.
+    routes: BTreeMap<ObjectKey, (u64, RouteOutcome)>,
     /// Whether the outcomes may be reused; when not, they only lend their
     /// condition times to the new ones.
     valid: bool,
@@ -64,6 +64,10 @@ impl RouteMemo {
     }
 }
 
+/// The listeners whose routes changed, with the hostnames that changed on
+/// each: `(gateway, listener)` indexes → hostnames.
+pub(super) type Touched = BTreeMap<(usize, usize), BTreeSet<Option<String>>>;
+
 /// Attaches every HTTPRoute to the listeners it selects and may attach to,
 /// and records each route's status. A route whose revision is the one in
 /// `memo` is not translated again.
@@ -75,38 +79,34 @@ pub(super) fn attach_routes(
     status: &mut StatusSet,
     memo: &mut RouteMemo,
 ) {
-    let by_key: BTreeMap<ObjectKey, usize> = gateways
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.key.clone(), i))
-        .collect();
+    let by_key = gateways_by_key(gateways);
     let mut before = std::mem::take(&mut memo.routes).into_iter().peekable();
     let mut next = Vec::with_capacity(before.len());
     let mut statuses = Vec::with_capacity(before.len());
     for (key, revision, route) in index.http_routes_with_revisions() {
         // Both lists are in key order: skip outcomes of deleted routes.
-        while before.next_if(|(k, _, _)| k < key).is_some() {}
-        let (key, before) = match before.next_if(|(k, _, _)| k == key) {
-            Some((owned, seen, outcome)) => (owned, Some((seen, outcome))),
+        while before.next_if(|(k, _)| k < key).is_some() {}
+        let (key, before) = match before.next_if(|(k, _)| k == key) {
+            Some((owned, (seen, outcome))) => (owned, Some((seen, outcome))),
             None => (key.clone(), None),
         };
         let outcome = match before {
             Some((seen, outcome)) if memo.valid && seen == revision => outcome,
             before => {
-                let mut outcome = route_outcome(index, gateways, &by_key, &key, route, stamp);
-                let status = Arc::make_mut(&mut outcome.status);
-                for parent in &mut status.parents {
-                    parent.controller_name = controller_name.to_string();
-                }
-                // Conditions that did not change keep their transition
-                // time, so that an unchanged status stays the same object.
-                if let Some((_, before)) = before {
-                    carry_route(status, &before.status);
-                }
-                outcome
+                let before = before.map(|(_, outcome)| outcome);
+                let input = RouteInput { key: &key, route };
+                translate_route(
+                    index,
+                    controller_name,
+                    gateways,
+                    &by_key,
+                    input,
+                    stamp,
+                    before.as_ref(),
+                )
             }
         };
-        apply_outcome(gateways, &outcome);
+        apply_outcome(gateways, &outcome, None);
         if !outcome.status.parents.is_empty() {
             statuses.push((
                 key.clone(),
@@ -114,16 +114,109 @@ pub(super) fn attach_routes(
                 ObjectStatus::HttpRoute(outcome.status.clone()),
             ));
         }
-        next.push((key, revision, outcome));
+        next.push((key, (revision, outcome)));
     }
     status.extend_sorted(statuses);
-    memo.routes = next;
+    memo.routes = next.into_iter().collect();
     memo.valid = true;
+}
+
+/// Brings the Gateways, the status and `memo` from the previous translation
+/// up to date with the routes in `changed` (created, updated or deleted
+/// since), and nothing else: the result is what [`attach_routes`] gives on
+/// fresh Gateways, except for the order in which host entries are listed.
+/// Records the hosts whose entries changed in `touched`. Only valid while
+/// nothing but HTTPRoutes changed since `memo` was filled.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn patch_routes(
+    index: &Index,
+    controller_name: &str,
+    gateways: &mut [GatewayModel],
+    stamp: &Stamp,
+    status: &mut StatusSet,
+    memo: &mut RouteMemo,
+    changed: &[&ObjectKey],
+    touched: &mut Touched,
+) {
+    debug_assert!(memo.valid, "patching outcomes computed for other Gateways");
+    let by_key = gateways_by_key(gateways);
+    for &key in changed {
+        let before = memo.routes.remove(key).map(|(_, outcome)| outcome);
+        if let Some(before) = &before {
+            remove_outcome(gateways, before, touched);
+        }
+        let Some((revision, route)) = index.http_route_with_revision(key) else {
+            status.entries.remove(key);
+            continue;
+        };
+        let input = RouteInput { key, route };
+        let outcome = translate_route(
+            index,
+            controller_name,
+            gateways,
+            &by_key,
+            input,
+            stamp,
+            before.as_ref(),
+        );
+        apply_outcome(gateways, &outcome, Some(touched));
+        if outcome.status.parents.is_empty() {
+            status.entries.remove(key);
+        } else {
+            status.insert(
+                key.clone(),
+                route.metadata.generation,
+                ObjectStatus::HttpRoute(outcome.status.clone()),
+            );
+        }
+        memo.routes.insert(key.clone(), (revision, outcome));
+    }
+}
+
+fn gateways_by_key(gateways: &[GatewayModel]) -> BTreeMap<ObjectKey, usize> {
+    gateways
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.key.clone(), i))
+        .collect()
+}
+
+/// A route to translate, with its key.
+struct RouteInput<'a> {
+    key: &'a ObjectKey,
+    route: &'a HttpRoute,
+}
+
+/// Translates one route, keeping the transition times of the conditions
+/// that did not change since `before`, so that an unchanged status stays
+/// the same object.
+fn translate_route(
+    index: &Index,
+    controller_name: &str,
+    gateways: &[GatewayModel],
+    by_key: &BTreeMap<ObjectKey, usize>,
+    input: RouteInput<'_>,
+    stamp: &Stamp,
+    before: Option<&RouteOutcome>,
+) -> RouteOutcome {
+    let mut outcome = route_outcome(index, gateways, by_key, input.key, input.route, stamp);
+    let status = Arc::make_mut(&mut outcome.status);
+    for parent in &mut status.parents {
+        parent.controller_name = controller_name.to_string();
+    }
+    if let Some(before) = before {
+        carry_route(status, &before.status);
+    }
+    outcome
 }
 
 /// Counts the route on its listeners and adds its entries to the hosts of
 /// those that serve traffic.
-fn apply_outcome(gateways: &mut [GatewayModel], outcome: &RouteOutcome) {
+fn apply_outcome(
+    gateways: &mut [GatewayModel],
+    outcome: &RouteOutcome,
+    mut touched: Option<&mut Touched>,
+) {
     for attachment in &outcome.attachments {
         let listener = &mut gateways[attachment.gateway].listeners[attachment.listener];
         // "The AttachedRoutes number represents the number of Routes with
@@ -139,7 +232,38 @@ fn apply_outcome(gateways: &mut [GatewayModel], outcome: &RouteOutcome) {
                 .entry(hostname.as_deref(), Vec::new)
                 .extend(outcome.entries.iter().cloned());
         }
+        if let Some(touched) = touched.as_deref_mut() {
+            touch(touched, attachment);
+        }
     }
+}
+
+/// Undoes [`apply_outcome`].
+fn remove_outcome(gateways: &mut [GatewayModel], outcome: &RouteOutcome, touched: &mut Touched) {
+    for attachment in &outcome.attachments {
+        let listener = &mut gateways[attachment.gateway].listeners[attachment.listener];
+        listener.attached_routes -= 1;
+        if !listener.programmed() {
+            continue;
+        }
+        for hostname in &attachment.hostnames {
+            let Some(entries) = listener.hosts.get_mut(hostname.as_deref()) else {
+                continue;
+            };
+            entries.retain(|e| !outcome.entries.iter().any(|gone| Arc::ptr_eq(e, gone)));
+            if entries.is_empty() {
+                listener.hosts.remove(hostname.as_deref());
+            }
+        }
+        touch(touched, attachment);
+    }
+}
+
+fn touch(touched: &mut Touched, attachment: &Attachment) {
+    touched
+        .entry((attachment.gateway, attachment.listener))
+        .or_default()
+        .extend(attachment.hostnames.iter().cloned());
 }
 
 /// The label Kubernetes puts on every Namespace, holding its name.
