@@ -8,6 +8,7 @@
 //! published (with file and line) for logs and the admin endpoint.
 
 mod defaults;
+mod unique;
 mod watch;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::object::{Kind, Object, ObjectKey};
+use unique::KeyRegistry;
 
 pub use watch::{ProviderState, spawn_file_provider};
 
@@ -110,6 +112,7 @@ enum Parsed {
 #[derive(Debug, Default)]
 pub struct DocumentCache {
     files: HashMap<PathBuf, CachedFile>,
+    keys: KeyRegistry,
 }
 
 impl DocumentCache {
@@ -170,7 +173,12 @@ pub fn load_path_cached(
         loaded.skipped.extend(one.skipped);
         next.files.insert(file, cached);
     }
-    check_duplicates(&loaded.objects, path)?;
+    cache.keys.check(&loaded.objects).map_err(|key| LoadError {
+        file: path.to_path_buf(),
+        line: None,
+        message: format!("{key} is defined more than once"),
+    })?;
+    next.keys = std::mem::take(&mut cache.keys);
     *cache = next;
     Ok(loaded)
 }
@@ -207,20 +215,6 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
             .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
         {
             out.push(entry);
-        }
-    }
-    Ok(())
-}
-
-fn check_duplicates(objects: &[Arc<Object>], path: &Path) -> Result<(), LoadError> {
-    let mut seen = std::collections::HashSet::with_capacity(objects.len());
-    for object in objects {
-        if !seen.insert(object.key_ref()) {
-            return Err(LoadError {
-                file: path.to_path_buf(),
-                line: None,
-                message: format!("{} is defined more than once", object.key()),
-            });
         }
     }
     Ok(())
