@@ -77,6 +77,8 @@ pub struct Metrics {
     pub config_reloads: Counter,
     /// Time to translate the index into a routing table and status.
     pub translate_duration: Histogram,
+    /// Time from a change reaching the index to the table that serves it.
+    pub config_apply_duration: Histogram,
     /// Config reads that failed (the last good config was kept).
     pub config_reload_failures: Counter,
     /// Connections open on data-plane listeners.
@@ -111,6 +113,9 @@ impl Metrics {
         let translate_duration = Histogram::new([
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ]);
+        let config_apply_duration = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]);
         let config_reload_failures = Counter::default();
         let open_connections = Gauge::default();
         let mirror_errors = Counter::default();
@@ -142,6 +147,11 @@ impl Metrics {
             "translate_duration_seconds",
             "Time to translate the objects into a routing table and status",
             translate_duration.clone(),
+        );
+        registry.register(
+            "config_apply_duration_seconds",
+            "Time from a change reaching the index (file read or watch event) to the table that serves it",
+            config_apply_duration.clone(),
         );
         registry.register(
             "config_reload_failures",
@@ -179,6 +189,7 @@ impl Metrics {
             upstream_connect_errors,
             config_reloads,
             translate_duration,
+            config_apply_duration,
             config_reload_failures,
             open_connections,
             mirror_errors,

@@ -55,13 +55,17 @@ impl LiveState {
     }
 }
 
+/// A pause in the event stream that ends a burst (see [`Mode::debounce`]).
+pub const BURST_GAP: Duration = Duration::from_millis(5);
+
 /// What differs between the ways Gatehouse runs.
 pub trait Mode: Send + 'static {
     /// Translation settings for the index as it stands.
     fn config(&mut self, index: &Index) -> TranslateConfig;
     /// Adjusts a translation before it is published.
     fn finish(&mut self, _index: &Index, _translation: &mut Translation) {}
-    /// How long to keep collecting events before translating.
+    /// The longest a burst of events is collected before translating; the
+    /// burst ends earlier at the first pause of [`BURST_GAP`].
     fn debounce(&self) -> Duration {
         Duration::ZERO
     }
@@ -236,13 +240,25 @@ async fn index_task(
             _ = shutdown.changed() => None,
         };
         let Some(event) = event else { return };
+        let arrived = std::time::Instant::now();
         mode.observe(&event);
         let mut changed = index.handle(event);
         // A burst of changes (a relist, an `kubectl apply` of many objects)
-        // becomes one translation.
+        // becomes one translation; a lone change is translated after a
+        // short pause, not after the whole debounce.
         let debounce = mode.debounce();
         if !debounce.is_zero() {
-            tokio::time::sleep(debounce).await;
+            let deadline = tokio::time::Instant::now() + debounce;
+            loop {
+                let pause = deadline.min(tokio::time::Instant::now() + BURST_GAP);
+                match tokio::time::timeout_at(pause, events.recv()).await {
+                    Ok(Some(event)) => {
+                        mode.observe(&event);
+                        changed |= index.handle(event);
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
         }
         while let Ok(event) = events.try_recv() {
             mode.observe(&event);
@@ -277,6 +293,10 @@ async fn index_task(
         // Traffic first: the status can follow.
         let table = Arc::new(translation.table);
         state.table.store(table.clone());
+        state
+            .metrics
+            .config_apply_duration
+            .observe(arrived.elapsed().as_secs_f64());
         let mut status = translation.status;
         status.carry_transition_times(&state.status());
         let old_status = state.status.send_replace(Arc::new(status));

@@ -177,6 +177,8 @@ impl Mode for Controller {
     }
 
     fn debounce(&self) -> Duration {
+        // Watch events of one `kubectl apply` arrive a few milliseconds
+        // apart; a relist arrives as one Restart per kind.
         Duration::from_millis(50)
     }
 
