@@ -79,7 +79,7 @@ pub(super) fn attach_routes(
     status: &mut StatusSet,
     memo: &mut RouteMemo,
 ) {
-    let by_key = gateways_by_key(gateways);
+    let ctx = RouteContext::new(index, controller_name, gateways, stamp);
     let mut before = std::mem::take(&mut memo.routes).into_iter().peekable();
     let mut next = Vec::with_capacity(before.len());
     let mut statuses = Vec::with_capacity(before.len());
@@ -94,16 +94,7 @@ pub(super) fn attach_routes(
             Some((seen, outcome)) if memo.valid && seen == revision => outcome,
             before => {
                 let before = before.map(|(_, outcome)| outcome);
-                let input = RouteInput { key: &key, route };
-                translate_route(
-                    index,
-                    controller_name,
-                    gateways,
-                    &by_key,
-                    input,
-                    stamp,
-                    before.as_ref(),
-                )
+                ctx.translate_route(gateways, &key, route, before.as_ref())
             }
         };
         apply_outcome(gateways, &outcome, None);
@@ -139,7 +130,7 @@ pub(super) fn patch_routes(
     touched: &mut Touched,
 ) {
     debug_assert!(memo.valid, "patching outcomes computed for other Gateways");
-    let by_key = gateways_by_key(gateways);
+    let ctx = RouteContext::new(index, controller_name, gateways, stamp);
     for &key in changed {
         let before = memo.routes.remove(key).map(|(_, outcome)| outcome);
         if let Some(before) = &before {
@@ -149,16 +140,7 @@ pub(super) fn patch_routes(
             status.entries.remove(key);
             continue;
         };
-        let input = RouteInput { key, route };
-        let outcome = translate_route(
-            index,
-            controller_name,
-            gateways,
-            &by_key,
-            input,
-            stamp,
-            before.as_ref(),
-        );
+        let outcome = ctx.translate_route(gateways, key, route, before.as_ref());
         apply_outcome(gateways, &outcome, Some(touched));
         if outcome.status.parents.is_empty() {
             status.entries.remove(key);
@@ -173,41 +155,55 @@ pub(super) fn patch_routes(
     }
 }
 
-fn gateways_by_key(gateways: &[GatewayModel]) -> BTreeMap<ObjectKey, usize> {
-    gateways
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (g.key.clone(), i))
-        .collect()
+/// What translating one route needs besides the route and the Gateways.
+struct RouteContext<'a> {
+    index: &'a Index,
+    controller_name: &'a str,
+    /// Gateway key → index into the Gateways.
+    by_key: BTreeMap<ObjectKey, usize>,
+    stamp: &'a Stamp,
 }
 
-/// A route to translate, with its key.
-struct RouteInput<'a> {
-    key: &'a ObjectKey,
-    route: &'a HttpRoute,
-}
+impl<'a> RouteContext<'a> {
+    fn new(
+        index: &'a Index,
+        controller_name: &'a str,
+        gateways: &[GatewayModel],
+        stamp: &'a Stamp,
+    ) -> Self {
+        let by_key = gateways
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g.key.clone(), i))
+            .collect();
+        Self {
+            index,
+            controller_name,
+            by_key,
+            stamp,
+        }
+    }
 
-/// Translates one route, keeping the transition times of the conditions
-/// that did not change since `before`, so that an unchanged status stays
-/// the same object.
-fn translate_route(
-    index: &Index,
-    controller_name: &str,
-    gateways: &[GatewayModel],
-    by_key: &BTreeMap<ObjectKey, usize>,
-    input: RouteInput<'_>,
-    stamp: &Stamp,
-    before: Option<&RouteOutcome>,
-) -> RouteOutcome {
-    let mut outcome = route_outcome(index, gateways, by_key, input.key, input.route, stamp);
-    let status = Arc::make_mut(&mut outcome.status);
-    for parent in &mut status.parents {
-        parent.controller_name = controller_name.to_string();
+    /// Translates one route, keeping the transition times of the
+    /// conditions that did not change since `before`, so that an unchanged
+    /// status stays the same object.
+    fn translate_route(
+        &self,
+        gateways: &[GatewayModel],
+        key: &ObjectKey,
+        route: &HttpRoute,
+        before: Option<&RouteOutcome>,
+    ) -> RouteOutcome {
+        let mut outcome = route_outcome(self.index, gateways, &self.by_key, key, route, self.stamp);
+        let status = Arc::make_mut(&mut outcome.status);
+        for parent in &mut status.parents {
+            parent.controller_name = self.controller_name.to_string();
+        }
+        if let Some(before) = before {
+            carry_route(status, &before.status);
+        }
+        outcome
     }
-    if let Some(before) = before {
-        carry_route(status, &before.status);
-    }
-    outcome
 }
 
 /// Counts the route on its listeners and adds its entries to the hosts of
