@@ -10,6 +10,7 @@ mod gateway;
 mod http_route;
 mod rule;
 mod status;
+mod table;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -79,7 +80,7 @@ pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Tra
 #[derive(Debug, Default)]
 pub struct Translator {
     routes: http_route::RouteMemo,
-    sets: gateway::RouteSetMemo,
+    sets: table::RouteSetMemo,
     /// What the kept outcomes were computed against: the index's revision
     /// of everything that is not an HTTPRoute, and the settings.
     basis: Option<(u64, TranslateConfig)>,
@@ -126,7 +127,7 @@ impl Translator {
                 &changed,
                 &mut touched,
             );
-            let table = gateway::build_table(
+            let table = table::build_table(
                 &previous.gateways,
                 index.generation(),
                 &mut self.sets,
@@ -150,7 +151,7 @@ impl Translator {
             &mut status,
             &mut self.routes,
         );
-        let table = gateway::build_table(&gateways, index.generation(), &mut self.sets, None);
+        let table = table::build_table(&gateways, index.generation(), &mut self.sets, None);
         gateway::write_gateway_status(&gateways, &ctx, &mut status);
         self.previous = Some(Previous {
             revision: index.latest_revision(),

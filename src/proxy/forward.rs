@@ -1,5 +1,6 @@
 //! Forwarding to an upstream: hop-by-hop headers (RFC 9110 §7.6.1),
-//! X-Forwarded-*, the pooled client, WebSocket / `Upgrade` pass-through,
+//! X-Forwarded-*, the upstream clients (the HTTP/1.1 pool, hyper-util for
+//! h2c), WebSocket / `Upgrade` pass-through,
 //! and fire-and-forget mirrors.
 
 use std::sync::Arc;

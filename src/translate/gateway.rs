@@ -1,7 +1,8 @@
 //! GatewayClasses, Gateways and their listeners: acceptance, TLS
-//! certificates, conflicts, and the per-port tables built from them.
+//! certificates, conflicts, and their status (the table built from them is
+//! in `table`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -20,15 +21,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TranslateConfig;
 use super::backend_ref::reference_permitted;
-use super::http_route::Touched;
 use super::status::{ObjectStatus, Problem, Stamp, StatusSet};
 use crate::index::Index;
 use crate::object::{GATEWAY_GROUP, Kind, ObjectKey};
 use crate::routing::host::{HostMap, host_matches};
-use crate::routing::route_set::RouteSet;
-use crate::routing::{
-    Certificate, ListenerProtocol, ListenerRoutes, PortTable, RouteEntry, RouteTable,
-};
+use crate::routing::{Certificate, ListenerProtocol, RouteEntry};
 
 /// Why a parametersRef does not resolve to a `gatehouse.dev`
 /// GatewayParameters, if it does not. A GatewayClass must name the
@@ -676,110 +673,6 @@ fn hostnames_overlap(a: &Option<String>, b: &Option<String>) -> bool {
             (None, Some(_)) => host_matches(b, a),
             (None, None) => a.eq_ignore_ascii_case(b),
         },
-    }
-}
-
-/// Builds the routing table from the programmed listeners, taking the
-/// route entries attached to them (sorted by precedence).
-/// The previous table's routes, by Gateway and listener. A host of a
-/// listener that collects the very entries its previous set was built from
-/// gets that set back instead of sorting and indexing them again.
-#[derive(Debug, Default)]
-pub(super) struct RouteSetMemo {
-    listeners: HashMap<(ObjectKey, String), Arc<ListenerRoutes>>,
-}
-
-pub(super) fn build_table(
-    gateways: &[GatewayModel],
-    generation: u64,
-    memo: &mut RouteSetMemo,
-    touched: Option<&Touched>,
-) -> RouteTable {
-    let mut ports: BTreeMap<SocketAddr, PortTable> = BTreeMap::new();
-    let mut previous = std::mem::take(&mut memo.listeners);
-    for (gi, gw) in gateways.iter().enumerate() {
-        for (li, listener) in gw.listeners.iter().enumerate() {
-            let Some(protocol) = listener.protocol.filter(|_| listener.programmed()) else {
-                continue;
-            };
-            let id = (gw.key.clone(), listener.name.clone());
-            let before = previous.remove(&id);
-            let routes = match (before, touched) {
-                // Patching: a listener no changed route touched is served
-                // by the very routes it had.
-                (Some(before), Some(touched)) => match touched.get(&(gi, li)) {
-                    None => before,
-                    Some(hostnames) => Arc::new(patched_routes(&before, listener, hostnames)),
-                },
-                (before, _) => {
-                    let before = before.as_ref().map(|routes| &routes.hosts);
-                    // A host left with no entries (its routes have no
-                    // rules) serves nothing: it is left out.
-                    let hosts = listener
-                        .hosts
-                        .map_with(before, |entries, before| match before {
-                            _ if entries.is_empty() => None,
-                            Some(set) if set.built_from(entries) => Some(set.clone()),
-                            _ => Some(Arc::new(RouteSet::new(entries.clone()))),
-                        });
-                    Arc::new(ListenerRoutes {
-                        gateway: gw.key.clone(),
-                        gateway_label: format!("{}/{}", gw.key.namespace, gw.key.name).into(),
-                        listener: listener.name.clone(),
-                        port: listener.port,
-                        hosts,
-                    })
-                }
-            };
-            memo.listeners.insert(id, routes.clone());
-            for bind in &listener.binds {
-                let port = ports.entry(*bind).or_insert_with(|| PortTable {
-                    protocol,
-                    listeners: HostMap::default(),
-                    certificates: HostMap::default(),
-                });
-                *port
-                    .listeners
-                    .entry(listener.hostname.as_deref(), || routes.clone()) = routes.clone();
-                if let Some(cert) = &listener.certificate {
-                    *port
-                        .certificates
-                        .entry(listener.hostname.as_deref(), || cert.clone()) = cert.clone();
-                }
-            }
-        }
-    }
-    RouteTable {
-        listeners: ports.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-        generation,
-    }
-}
-
-/// The routes of a listener whose `hostnames` changed: the other hosts keep
-/// their route sets.
-fn patched_routes(
-    before: &ListenerRoutes,
-    listener: &ListenerModel,
-    hostnames: &BTreeSet<Option<String>>,
-) -> ListenerRoutes {
-    let mut hosts = before.hosts.clone();
-    for hostname in hostnames {
-        let hostname = hostname.as_deref();
-        match listener.hosts.get(hostname) {
-            Some(entries) if !entries.is_empty() => {
-                *hosts.entry(hostname, Default::default) = Arc::new(RouteSet::new(entries.clone()));
-            }
-            _ => {
-                hosts.remove(hostname);
-            }
-        }
-    }
-    ListenerRoutes {
-        gateway: before.gateway.clone(),
-        gateway_label: before.gateway_label.clone(),
-        listener: before.listener.clone(),
-        port: before.port,
-        hosts,
     }
 }
 
