@@ -66,7 +66,7 @@ pub struct Translation {
 
 /// Translates the index into a routing table and status.
 pub fn translate(index: &Index, config: &TranslateConfig, now: Timestamp) -> Translation {
-    Translator::default().translate(index, config, now)
+    Translator::default().translate_whole(index, config, now, false)
 }
 
 /// Translates one index after another, keeping each HTTPRoute's outcome for
@@ -112,16 +112,20 @@ impl Translator {
             self.previous = None;
             self.basis = Some(basis);
         }
-        let ctx = status::Stamp { now };
         if let Some(previous) = &mut self.previous
             && let Some(changed) = index.http_routes_changed_since(previous.revision)
         {
-            let mut touched = http_route::Touched::new();
-            http_route::patch_routes(
+            let stamp = status::Stamp { now };
+            let ctx = http_route::RouteContext::new(
                 index,
                 &config.controller_name,
-                &mut previous.gateways,
+                &previous.gateways,
+                &stamp,
+            );
+            let mut touched = http_route::Touched::new();
+            http_route::patch_routes(
                 &ctx,
+                &mut previous.gateways,
                 &mut previous.status,
                 &mut self.routes,
                 &changed,
@@ -133,31 +137,41 @@ impl Translator {
                 &mut self.sets,
                 Some(&touched),
             );
-            gateway::write_gateway_status(&previous.gateways, &ctx, &mut previous.status);
+            gateway::write_gateway_status(&previous.gateways, &stamp, &mut previous.status);
             previous.revision = index.latest_revision();
             return Translation {
                 table,
                 status: previous.status.clone(),
             };
         }
+        self.translate_whole(index, config, now, true)
+    }
+
+    /// Translates everything (reusing the outcomes of routes that did not
+    /// change while the memo is valid); with `keep`, keeps the result to
+    /// patch next time.
+    fn translate_whole(
+        &mut self,
+        index: &Index,
+        config: &TranslateConfig,
+        now: Timestamp,
+        keep: bool,
+    ) -> Translation {
+        let stamp = status::Stamp { now };
         let mut status = StatusSet::default();
-        let classes = gateway::accept_classes(index, config, &ctx, &mut status);
-        let mut gateways = gateway::build_gateways(index, config, &classes, &ctx);
-        http_route::attach_routes(
-            index,
-            &config.controller_name,
-            &mut gateways,
-            &ctx,
-            &mut status,
-            &mut self.routes,
-        );
+        let classes = gateway::accept_classes(index, config, &stamp, &mut status);
+        let mut gateways = gateway::build_gateways(index, config, &classes, &stamp);
+        let ctx = http_route::RouteContext::new(index, &config.controller_name, &gateways, &stamp);
+        http_route::attach_routes(&ctx, &mut gateways, &mut status, &mut self.routes);
         let table = table::build_table(&gateways, index.generation(), &mut self.sets, None);
-        gateway::write_gateway_status(&gateways, &ctx, &mut status);
-        self.previous = Some(Previous {
-            revision: index.latest_revision(),
-            gateways,
-            status: status.clone(),
-        });
+        gateway::write_gateway_status(&gateways, &stamp, &mut status);
+        if keep {
+            self.previous = Some(Previous {
+                revision: index.latest_revision(),
+                gateways,
+                status: status.clone(),
+            });
+        }
         Translation { table, status }
     }
 }

@@ -72,18 +72,15 @@ pub(super) type Touched = BTreeMap<(usize, usize), BTreeSet<Option<String>>>;
 /// and records each route's status. A route whose revision is the one in
 /// `memo` is not translated again.
 pub(super) fn attach_routes(
-    index: &Index,
-    controller_name: &str,
+    ctx: &RouteContext<'_>,
     gateways: &mut [GatewayModel],
-    stamp: &Stamp,
     status: &mut StatusSet,
     memo: &mut RouteMemo,
 ) {
-    let ctx = RouteContext::new(index, controller_name, gateways, stamp);
     let mut before = std::mem::take(&mut memo.routes).into_iter().peekable();
     let mut next = Vec::with_capacity(before.len());
     let mut statuses = Vec::with_capacity(before.len());
-    for (key, revision, route) in index.http_routes_with_revisions() {
+    for (key, revision, route) in ctx.index.http_routes_with_revisions() {
         // Both lists are in key order: skip outcomes of deleted routes.
         while before.next_if(|(k, _)| k < key).is_some() {}
         let (key, before) = match before.next_if(|(k, _)| k == key) {
@@ -118,25 +115,21 @@ pub(super) fn attach_routes(
 /// fresh Gateways, except for the order in which host entries are listed.
 /// Records the hosts whose entries changed in `touched`. Only valid while
 /// nothing but HTTPRoutes changed since `memo` was filled.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn patch_routes(
-    index: &Index,
-    controller_name: &str,
+    ctx: &RouteContext<'_>,
     gateways: &mut [GatewayModel],
-    stamp: &Stamp,
     status: &mut StatusSet,
     memo: &mut RouteMemo,
     changed: &[&ObjectKey],
     touched: &mut Touched,
 ) {
     debug_assert!(memo.valid, "patching outcomes computed for other Gateways");
-    let ctx = RouteContext::new(index, controller_name, gateways, stamp);
     for &key in changed {
         let before = memo.routes.remove(key).map(|(_, outcome)| outcome);
         if let Some(before) = &before {
             remove_outcome(gateways, before, touched);
         }
-        let Some((revision, route)) = index.http_route_with_revision(key) else {
+        let Some((revision, route)) = ctx.index.http_route_with_revision(key) else {
             status.entries.remove(key);
             continue;
         };
@@ -156,7 +149,7 @@ pub(super) fn patch_routes(
 }
 
 /// What translating one route needs besides the route and the Gateways.
-struct RouteContext<'a> {
+pub(super) struct RouteContext<'a> {
     index: &'a Index,
     controller_name: &'a str,
     /// Gateway key → index into the Gateways.
@@ -165,7 +158,8 @@ struct RouteContext<'a> {
 }
 
 impl<'a> RouteContext<'a> {
-    fn new(
+    /// The context for translating routes against `gateways`.
+    pub(super) fn new(
         index: &'a Index,
         controller_name: &'a str,
         gateways: &[GatewayModel],
