@@ -33,11 +33,7 @@ impl<T> HostMap<T> {
             None => self.any.get_or_insert_with(make),
             Some(p) if p.starts_with("*.") => {
                 let suffix = &p[1..];
-                let found = self
-                    .wildcards
-                    .iter()
-                    .position(|(s, _)| s.eq_ignore_ascii_case(suffix));
-                let pos = match found {
+                let pos = match self.wildcard(p) {
                     Some(pos) => pos,
                     None => {
                         let pos = self
@@ -122,15 +118,23 @@ impl<T> HostMap<T> {
             .chain(self.any.as_mut())
     }
 
+    /// The index of the wildcard pattern `pattern` (`*.example.com`), in
+    /// any case.
+    fn wildcard(&self, pattern: &str) -> Option<usize> {
+        let suffix = &pattern[1..];
+        self.wildcards
+            .iter()
+            .position(|(s, _)| s.eq_ignore_ascii_case(suffix))
+    }
+
     /// The value for `pattern`, if any.
     pub fn get_mut(&mut self, pattern: Option<&str>) -> Option<&mut T> {
         match pattern {
             None => self.any.as_mut(),
-            Some(p) if p.starts_with("*.") => self
-                .wildcards
-                .iter_mut()
-                .find(|(s, _)| s.eq_ignore_ascii_case(&p[1..]))
-                .map(|(_, v)| v),
+            Some(p) if p.starts_with("*.") => {
+                let pos = self.wildcard(p)?;
+                Some(&mut self.wildcards[pos].1)
+            }
             Some(p) => self.exact.get_mut(lowercase(p).as_ref()),
         }
     }
@@ -139,11 +143,7 @@ impl<T> HostMap<T> {
     pub fn get(&self, pattern: Option<&str>) -> Option<&T> {
         match pattern {
             None => self.any.as_ref(),
-            Some(p) if p.starts_with("*.") => self
-                .wildcards
-                .iter()
-                .find(|(s, _)| s.eq_ignore_ascii_case(&p[1..]))
-                .map(|(_, v)| v),
+            Some(p) if p.starts_with("*.") => Some(&self.wildcards[self.wildcard(p)?].1),
             Some(p) => self.exact.get(lowercase(p).as_ref()),
         }
     }
@@ -153,10 +153,7 @@ impl<T> HostMap<T> {
         match pattern {
             None => self.any.take(),
             Some(p) if p.starts_with("*.") => {
-                let pos = self
-                    .wildcards
-                    .iter()
-                    .position(|(s, _)| s.eq_ignore_ascii_case(&p[1..]))?;
+                let pos = self.wildcard(p)?;
                 Some(self.wildcards.remove(pos).1)
             }
             Some(p) => self.exact.remove(lowercase(p).as_ref()),
@@ -261,6 +258,26 @@ mod tests {
         assert_eq!(keyed.len(), 2, "{keyed:?}");
         assert_eq!(map.best("a.example.com"), Some(&vec![3, 4]));
         assert_eq!(map.best("b.example.com"), Some(&vec![1, 2]));
+    }
+
+    #[test]
+    fn patterns_are_found_and_removed_in_any_case() {
+        let mut map: HostMap<i32> = HostMap::default();
+        *map.entry(None, || 0) = 1;
+        *map.entry(Some("*.example.com"), || 0) = 2;
+        *map.entry(Some("a.example.com"), || 0) = 3;
+        assert_eq!(map.get(Some("*.EXAMPLE.com")), Some(&2));
+        assert_eq!(map.get(Some("A.example.com")), Some(&3));
+        assert_eq!(map.get(Some("b.example.com")), None);
+        assert_eq!(map.get(Some("*.other.com")), None);
+        *map.get_mut(Some("*.Example.com")).unwrap() = 20;
+        *map.get_mut(None).unwrap() = 10;
+        assert_eq!(map.remove(Some("*.example.COM")), Some(20));
+        assert_eq!(map.remove(Some("A.Example.com")), Some(3));
+        assert_eq!(map.remove(Some("a.example.com")), None);
+        assert_eq!(map.best("a.example.com"), Some(&10), "only the catch-all is left");
+        assert_eq!(map.remove(None), Some(10));
+        assert!(map.is_empty());
     }
 
     #[test]
