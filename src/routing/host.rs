@@ -275,7 +275,11 @@ mod tests {
         assert_eq!(map.remove(Some("*.example.COM")), Some(20));
         assert_eq!(map.remove(Some("A.Example.com")), Some(3));
         assert_eq!(map.remove(Some("a.example.com")), None);
-        assert_eq!(map.best("a.example.com"), Some(&10), "only the catch-all is left");
+        assert_eq!(
+            map.best("a.example.com"),
+            Some(&10),
+            "only the catch-all is left"
+        );
         assert_eq!(map.remove(None), Some(10));
         assert!(map.is_empty());
     }

@@ -183,6 +183,31 @@ fn duplicate_objects_are_rejected() {
 }
 
 #[test]
+fn a_reload_that_repeats_a_name_fails_and_the_next_good_one_passes() {
+    let dir = mk_temp_dir("dup-reload");
+    let svc = mk_service_doc;
+    let write = |names: &[&str]| {
+        let docs: Vec<String> = names.iter().map(|n| svc(n, 80)).collect();
+        std::fs::write(dir.join("a.yaml"), docs.join("---\n")).unwrap();
+    };
+    let mut cache = DocumentCache::default();
+    write(&["a", "b", "c", "d"]);
+    load_path_cached(&dir, &mut cache).unwrap();
+    // The last document renamed to an unchanged one's name.
+    write(&["a", "b", "c", "b"]);
+    let err = load_path_cached(&dir, &mut cache).unwrap_err();
+    assert!(
+        err.message
+            .contains("Service/default/b is defined more than once"),
+        "{err}"
+    );
+    write(&["a", "b", "c", "e"]);
+    let loaded = load_path_cached(&dir, &mut cache).unwrap();
+    assert_eq!(loaded.objects.len(), 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn namespaces_get_their_metadata_name_label() {
     let loaded = parse("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n").unwrap();
     let labels = loaded.objects[0].meta().labels.clone().unwrap();
