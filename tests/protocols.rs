@@ -1,5 +1,5 @@
 //! Protocols end to end: h2c downstream and upstream, WebSocket through the
-//! gateway, HTTPS with certificates chosen by SNI, HTTP/2 over TLS, and a
+//! gateway, sized and chunked bodies through HTTP/1.1 upstreams, HTTPS with certificates chosen by SNI, HTTP/2 over TLS, and a
 //! certificate rotated while clients stay connected.
 
 mod support;
@@ -13,6 +13,7 @@ use rustls::pki_types::ServerName;
 use serde_json::Value;
 use support::harness::{Harness, backend_yaml, eventually, gateway_yaml};
 use support::{TestCa, free_port, https_get, spawn_echo_backend, tls_client_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 fn route_to(backend: &str) -> String {
@@ -242,5 +243,48 @@ spec:
     // The connection opened before the rotation still serves requests.
     let held = send(&mut sender).await.expect("held connection survives");
     assert_eq!(held.status(), StatusCode::OK);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_response_bodies_cross_http1_upstreams_whole() {
+    let echo = spawn_echo_backend("echo").await;
+    let port = free_port();
+    let yaml = gateway_yaml(port) + &backend_yaml("echo", &echo) + &route_to("echo");
+    let h = Harness::start(&yaml).await;
+    // A sized body of 1 MiB goes up; the echo's answer (larger still) comes
+    // back over many reads.
+    let big: String = (0..1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let req = Request::post(format!("http://127.0.0.1:{port}/sized"))
+        .body(Full::new(Bytes::from(big.clone())))
+        .unwrap();
+    let (status, _, body) = support::try_send(&support::http1_client(), req)
+        .await
+        .expect("sized upload");
+    assert_eq!(status, StatusCode::OK);
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["body"].as_str().map(str::len), Some(big.len()));
+    assert!(seen["body"] == big.as_str());
+    // A chunked body of unknown length, with trailers, from a raw client.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /chunked HTTP/1.1\r\nhost: example.com\r\ntransfer-encoding: chunked\r\n\
+              connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 1\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seen: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(seen["body"], "hello world");
+    assert_eq!(seen["path"], "/chunked");
     h.stop().await;
 }

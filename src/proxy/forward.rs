@@ -6,10 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use http::header::{CONNECTION, HOST, HeaderName, TE, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use super::error::ProxyError;
 use super::handler::ConnInfo;
@@ -199,7 +203,7 @@ pub(super) async fn send(
             .map_err(|_| ProxyError::BackendTimeout(group.name.to_string()))?,
         None => call.await,
     };
-    let mut response = result.map_err(|failure| match failure {
+    let (mut response, upstream_upgrade) = result.map_err(|failure| match failure {
         Failure::Connect(source) => {
             shared
                 .metrics
@@ -219,23 +223,30 @@ pub(super) async fn send(
         },
     })?;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(downstream) = downstream_upgrade
+        && let (Some(downstream), Some((upstream, early))) = (downstream_upgrade, upstream_upgrade)
     {
-        let upstream = hyper::upgrade::on(&mut response);
-        tokio::spawn(async move {
-            match tokio::try_join!(downstream, upstream) {
-                Ok((down, up)) => {
-                    let mut down = TokioIo::new(down);
-                    let mut up = TokioIo::new(up);
-                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                }
-                Err(error) => tracing::debug!(%error, "upgrade failed"),
-            }
-        });
+        tokio::spawn(splice(downstream, upstream, early));
         return Ok(response);
     }
     strip_hop_by_hop(response.headers_mut());
     Ok(response)
+}
+
+/// Joins an upgraded client connection to the upstream's once the switch
+/// response has gone out; `early` is what the upstream sent past its head.
+async fn splice(downstream: hyper::upgrade::OnUpgrade, mut upstream: TcpStream, early: Bytes) {
+    let down = match downstream.await {
+        Ok(down) => down,
+        Err(error) => {
+            tracing::debug!(%error, "upgrade failed");
+            return;
+        }
+    };
+    let mut down = TokioIo::new(down);
+    if !early.is_empty() && down.write_all(&early).await.is_err() {
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional(&mut down, &mut upstream).await;
 }
 
 /// Why an upstream exchange failed: before a connection existed, or after.
@@ -244,6 +255,10 @@ enum Failure {
     Exchange(BoxError),
 }
 
+/// The upstream socket after a protocol switch, and what the upstream sent
+/// past its `101` head.
+type Upgraded = Option<(TcpStream, Bytes)>;
+
 /// One request and its response over the client for `protocol`: the
 /// HTTP/1.1 pool or the multiplexing HTTP/2 client.
 async fn exchange(
@@ -251,15 +266,18 @@ async fn exchange(
     endpoint: &http::uri::Authority,
     protocol: UpstreamProtocol,
     req: Request<ProxyBody>,
-) -> Result<Response<ProxyBody>, Failure> {
+) -> Result<(Response<ProxyBody>, Upgraded), Failure> {
     match protocol {
         UpstreamProtocol::Http1 => match shared.http1.send(endpoint, req).await {
-            Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed())),
+            Ok(answer) => Ok((
+                answer.response.map(|b| b.map_err(Into::into).boxed()),
+                answer.upgraded,
+            )),
             Err(PoolError::Connect(e)) => Err(Failure::Connect(e.into())),
             Err(PoolError::Request(e)) => Err(Failure::Exchange(e.into())),
         },
         UpstreamProtocol::H2c => match shared.h2c.request(req).await {
-            Ok(response) => Ok(response.map(|b| b.map_err(Into::into).boxed())),
+            Ok(response) => Ok((response.map(|b| b.map_err(Into::into).boxed()), None)),
             Err(e) if e.is_connect() => Err(Failure::Connect(e.into())),
             Err(e) => Err(Failure::Exchange(e.into())),
         },
@@ -284,7 +302,7 @@ pub(super) fn mirror(
     }
     tokio::spawn(async move {
         let sent = tokio::time::timeout(MIRROR_TIMEOUT, async {
-            let response = exchange(&shared, &endpoint, target.protocol, req).await?;
+            let (response, _) = exchange(&shared, &endpoint, target.protocol, req).await?;
             // Drain the answer so the connection returns to the pool.
             response
                 .into_body()

@@ -6,33 +6,35 @@
 //! surplus connections age out), and goes back when the response body has
 //! been read to its end. A response that ends any other way (the client
 //! went away, the protocol was switched, the upstream said
-//! `Connection: close`) takes its connection with it. A request that meets
-//! a pooled connection closed before a byte of it was written is sent again
-//! on another connection: it never reached the upstream, so that is safe.
+//! `Connection: close`, the body ends with the connection) takes its
+//! connection with it. An idle connection the upstream has closed is seen
+//! at checkout from the readiness the runtime already holds (no system
+//! call); a bodiless idempotent request that meets a closed reused
+//! connection anyway, before a byte of answer, is sent again on a fresh one.
 //!
-//! Compared with a general-purpose pooled client this skips what a proxy
-//! does not need on every request: no URI-keyed lookup, no task spawned per
-//! response to watch for the connection becoming idle again.
+//! The exchange itself ([`codec`]) runs in the request's own task: no
+//! connection task and no channel per request, which a general-purpose
+//! client (hyper's `client::conn`) needs and a proxy does not.
+
+mod codec;
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response, StatusCode};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::net::TcpStream;
 
 use super::ProxyBody;
-
-type Sender = http1::SendRequest<ProxyBody>;
+pub(super) use codec::CodecError;
+use codec::{Connection, Decoder, Outgoing};
 
 /// How connections are opened and how long idle ones are kept.
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +55,14 @@ pub(super) enum PoolError {
     Connect(#[source] io::Error),
     /// The connection failed before or while the request was answered.
     #[error("{0}")]
-    Request(#[source] hyper::Error),
+    Request(#[source] CodecError),
+}
+
+/// An upstream response, and the connection itself when the upstream
+/// switched protocols (`101`): the socket and the bytes read past the head.
+pub(super) struct Answer {
+    pub response: Response<PooledBody>,
+    pub upgraded: Option<(TcpStream, Bytes)>,
 }
 
 /// Idle HTTP/1.1 connections, by endpoint.
@@ -71,7 +80,7 @@ struct Inner {
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    conn: Connection,
     since: Instant,
 }
 
@@ -90,40 +99,28 @@ impl Http1Pool {
     pub(super) async fn send(
         &self,
         endpoint: &Authority,
-        mut req: Request<ProxyBody>,
-    ) -> Result<Response<PooledBody>, PoolError> {
+        req: Request<ProxyBody>,
+    ) -> Result<Answer, PoolError> {
+        let mut out = Outgoing::new(req);
         loop {
-            let (mut sender, reused) = match self.checkout(endpoint).await {
-                Some(sender) => (sender, true),
+            let (mut conn, reused) = match self.inner.take(endpoint) {
+                Some(conn) => (conn, true),
                 // Boxed: the rare connect path would otherwise enlarge
                 // every request's future, which is moved into place per request.
                 None => (Box::pin(self.connect(endpoint)).await?, false),
             };
-            match sender.try_send_request(req).await {
-                Ok(response) => return Ok(self.inner.attach(endpoint, sender, response)),
-                Err(mut error) => match error.take_message() {
-                    // Not written: safe to send elsewhere. Each pooled
-                    // connection is tried once, a fresh one ends the loop.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(PoolError::Request(error.into_error())),
+            let again = if reused { out.replay() } else { None };
+            match codec::exchange(&mut conn, out).await {
+                Ok(head) => return Ok(self.inner.attach(endpoint, conn, head)),
+                Err(failure) => match again {
+                    Some(replay) if failure.nothing_received => out = replay,
+                    _ => return Err(PoolError::Request(failure.error)),
                 },
             }
         }
     }
 
-    /// An idle connection to `endpoint` that is ready for a request.
-    async fn checkout(&self, endpoint: &Authority) -> Option<Sender> {
-        loop {
-            let mut sender = self.inner.take(endpoint)?;
-            // The connection task may still be finishing the previous
-            // exchange; a closed connection answers with an error.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
-            }
-        }
-    }
-
-    async fn connect(&self, endpoint: &Authority) -> Result<Sender, PoolError> {
+    async fn connect(&self, endpoint: &Authority) -> Result<Connection, PoolError> {
         let host = endpoint.host();
         let host = host
             .strip_prefix('[')
@@ -138,17 +135,8 @@ impl Http1Pool {
         .map_err(|_| PoolError::Connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
         .map_err(PoolError::Connect)?;
         stream.set_nodelay(true).map_err(PoolError::Connect)?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(PoolError::Request)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
-                tracing::debug!(%error, "upstream connection ended with an error");
-            }
-        });
         self.start_reaper();
-        Ok(sender)
+        Ok(Connection::new(stream))
     }
 
     /// Closes connections idle past the timeout, from a task that ends with
@@ -171,7 +159,7 @@ async fn reap(pool: Weak<Inner>, period: Duration) {
         let Some(pool) = pool.upgrade() else { return };
         let timeout = pool.settings.idle_timeout;
         pool.lock().retain(|_, idle| {
-            idle.retain(|conn| !conn.sender.is_closed() && conn.since.elapsed() < timeout);
+            idle.retain_mut(|idle| idle.since.elapsed() < timeout && idle.conn.is_open());
             !idle.is_empty()
         });
     }
@@ -183,26 +171,24 @@ impl Inner {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self, endpoint: &Authority) -> Option<Sender> {
+    /// The most recently used idle connection to `endpoint` that is open.
+    fn take(&self, endpoint: &Authority) -> Option<Connection> {
         let mut idle = self.lock();
         let list = idle.get_mut(endpoint)?;
-        while let Some(conn) = list.pop() {
-            if !conn.sender.is_closed() {
-                return Some(conn.sender);
+        while let Some(mut idle) = list.pop() {
+            if idle.conn.is_open() {
+                return Some(idle.conn);
             }
         }
         None
     }
 
-    fn put(&self, endpoint: Authority, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    fn put(&self, endpoint: Authority, conn: Connection) {
         let mut idle = self.lock();
         let list = idle.entry(endpoint).or_default();
         if list.len() < self.settings.max_idle_per_endpoint {
             list.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -211,24 +197,51 @@ impl Inner {
     fn attach(
         self: &Arc<Self>,
         endpoint: &Authority,
-        sender: Sender,
-        response: Response<Incoming>,
-    ) -> Response<PooledBody> {
-        // After a protocol switch the connection belongs to the upgrade.
-        let give_back = (response.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| GiveBack {
-            pool: self.clone(),
-            endpoint: endpoint.clone(),
-            sender,
-        });
-        response.map(|body| PooledBody { body, give_back })
+        conn: Connection,
+        head: codec::ResponseHead,
+    ) -> Answer {
+        let codec::ResponseHead {
+            response,
+            framing,
+            reusable,
+        } = head;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the upgrade.
+            let body = PooledBody {
+                decoder: Decoder::new(codec::Framing::Empty),
+                conn: None,
+                give_back: None,
+            };
+            return Answer {
+                response: response.map(|()| body),
+                upgraded: Some(conn.into_upgraded()),
+            };
+        }
+        let mut body = PooledBody {
+            decoder: Decoder::new(framing),
+            conn: Some(conn),
+            give_back: reusable.then(|| GiveBack {
+                pool: self.clone(),
+                endpoint: endpoint.clone(),
+            }),
+        };
+        if body.decoder.is_done() {
+            body.release();
+        }
+        Answer {
+            response: response.map(|()| body),
+            upgraded: None,
+        }
     }
 }
 
-/// A response body that returns its connection to the pool once read to
-/// the end.
+/// A response body read off its connection, which returns to the pool once
+/// the body has been read to the end (and is closed otherwise).
 #[derive(Debug)]
 pub(super) struct PooledBody {
-    body: Incoming,
+    decoder: Decoder,
+    conn: Option<Connection>,
+    /// Where the connection goes when done, if it can serve again.
     give_back: Option<GiveBack>,
 }
 
@@ -236,57 +249,50 @@ pub(super) struct PooledBody {
 struct GiveBack {
     pool: Arc<Inner>,
     endpoint: Authority,
-    sender: Sender,
 }
 
 impl PooledBody {
     fn release(&mut self) {
-        if let Some(GiveBack {
-            pool,
-            endpoint,
-            sender,
-        }) = self.give_back.take()
-        {
-            pool.put(endpoint, sender);
+        let conn = self.conn.take();
+        if let (Some(GiveBack { pool, endpoint }), Some(conn)) = (self.give_back.take(), conn) {
+            pool.put(endpoint, conn);
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = CodecError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, CodecError>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.body).poll_frame(cx));
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = std::task::ready!(this.decoder.poll_frame(conn, cx));
         match &frame {
-            None => this.release(),
-            Some(Ok(_)) if this.body.is_end_stream() => this.release(),
-            Some(Ok(_)) => {}
             // A broken exchange leaves the connection unusable.
-            Some(Err(_)) => this.give_back = None,
+            Some(Err(_)) => {
+                this.conn = None;
+                this.give_back = None;
+            }
+            _ if this.decoder.is_done() => this.release(),
+            _ => {}
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        // A body with nothing left (empty, or read to the end) need not be
-        // polled again; one dropped halfway closes its connection.
-        if self.body.is_end_stream() {
-            self.release();
+        match self.decoder.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
         }
     }
 }
