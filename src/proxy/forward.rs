@@ -33,10 +33,26 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// How long a mirrored copy may take before it is abandoned.
 const MIRROR_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The hop-by-hop headers RFC 9110 §7.6.1 names (`TE` among them).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        CONNECTION,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        TE,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+    ]
+    .contains(name)
+}
+
 /// Removes the hop-by-hop headers: those listed in `Connection` and the
 /// fixed set RFC 9110 §7.6.1 names. `TE: trailers` survives, as HTTP/2 and
-/// gRPC need it.
+/// gRPC need it. One look over the names decides whether there is work.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         remove_listed(headers);
     }
@@ -67,13 +83,17 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
-/// Removes the headers the `Connection` header lists.
+/// Removes the headers the `Connection` header lists (looked up by the
+/// token itself: no header name is built).
 fn remove_listed(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    let listed: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+    for value in &listed {
+        for token in value.to_str().into_iter().flat_map(|v| v.split(',')) {
+            let token = token.trim();
+            if !token.is_empty() {
+                headers.remove(token);
+            }
+        }
     }
 }
 
@@ -327,8 +347,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
+            HeaderValue::from_static("keep-alive, X-Private"),
         );
+        headers.append(CONNECTION, HeaderValue::from_static("bad token, x-other"));
+        headers.insert("x-other", HeaderValue::from_static("1"));
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert(KEEP_ALIVE, HeaderValue::from_static("timeout=5"));
         headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
@@ -341,6 +363,11 @@ mod tests {
         trailers.insert(TE, HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut trailers);
         assert!(trailers.contains_key(TE));
+        let mut plain = HeaderMap::new();
+        plain.insert("x-keep", HeaderValue::from_static("1"));
+        plain.insert(HOST, HeaderValue::from_static("example.com"));
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 2);
     }
 
     #[test]
